@@ -1,0 +1,76 @@
+"""Small helpers shared by the built-in providers (not part of the core contract)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+
+from reconciler.provider import Issue
+
+_MODE = re.compile(r"^0?[0-7]{3,4}$")
+
+
+def _mode(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f'mode must be a quoted octal string such as "0750", got the number {value} '
+                         "(YAML reads an unquoted 0750 as a number)")
+    if isinstance(value, str) and not _MODE.match(value):
+        raise ValueError(f'mode must be an octal string such as "0644" or "2750", got {value!r}')
+    return value
+
+
+Mode = Annotated[str, BeforeValidator(_mode)]
+"""File mode as the quoted octal string users write (``"0750"``)."""
+
+
+def normalize_mode(mode: str) -> str:
+    """``"750"`` and ``"0750"`` are the same mode; stat prints the former."""
+    return mode.lstrip("0").rjust(4, "0") if mode.strip("0") else "0000"
+
+
+_UNSAFE_PATH = re.compile(r"[\t\n\r\0]")
+
+
+def check_path(path: str, field: str = "path") -> list[Issue]:
+    if not path.startswith("/"):
+        return [Issue((field,), f"must be an absolute path, got {path!r}")]
+    if _UNSAFE_PATH.search(path):
+        return [Issue((field,), "must not contain tabs, newlines or NUL")]
+    if "/../" in path + "/" or path.rstrip("/") in ("", "/"):
+        return [Issue((field,), f"refusing {path!r}: '..' segments and the root directory are not allowed")]
+    return []
+
+
+_NAME = re.compile(r"^[a-z_][a-z0-9_-]*\$?$")
+
+
+def check_account(value: str | None, field: str) -> list[Issue]:
+    if value is None:
+        return []
+    if _NAME.match(value) or value.isdigit():
+        return []
+    return [Issue((field,), f"{value!r} is not a valid user or group name")]
+
+
+def parse_stat_lines(text: str) -> dict[str, dict[str, str]]:
+    """Parse ``stat --printf '%n\\t%F\\t%U\\t%G\\t%a\\t%s\\n'`` output keyed by path."""
+    out: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 6:
+            continue
+        path, ftype, owner, group, mode, size = parts
+        out[path] = {"type": ftype, "owner": owner, "group": group, "mode": normalize_mode(mode), "size": size}
+    return out
+
+
+STAT_FORMAT = "%n\\t%F\\t%U\\t%G\\t%a\\t%s\\n"
+
+_TYPE = {"regular file": "file", "regular empty file": "file", "directory": "directory",
+         "symbolic link": "symlink"}
+
+
+def file_type(stat_type: str) -> str:
+    return _TYPE.get(stat_type, stat_type)

@@ -1,0 +1,545 @@
+"""The engine: observe every host, plan, and apply in dependency order.
+
+Hosts are worked on in parallel, one transport (one SSH connection) each. Per
+host, each provider observes all of its resources in one batch. Plan and apply
+share the same observe/desired/compare calls; apply then re-observes what it
+changed and treats a resource that still differs as a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import structlog
+
+from reconciler.errors import CommandFailed, LockBusy, ReconcilerError, TransportError
+from reconciler.interpolate import references, walk_strings
+from reconciler.inventory import Inventory
+from reconciler.plan import Action, Change, FieldChange, HostPlan, Plan, Reason
+from reconciler.provider import ApplyItem, HostContext, Provider, Resource, State
+from reconciler.sensitive import REDACTOR, contains_sensitive, public
+from reconciler.spec import LoadedSpec, ResourceEntry
+from reconciler.transport import LocalTransport, SSHTransport, Transport
+from reconciler.transport.base import HostLock
+
+log = structlog.get_logger("reconciler.engine")
+
+
+class Status(StrEnum):
+    APPLIED = "applied"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class ChangeOutcome:
+    change: Change
+    status: Status
+    error: str = ""
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.change.to_json(), "status": self.status.value, "error": public(self.error),
+                "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class HostReport:
+    host: str
+    outcomes: list[ChangeOutcome] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and all(o.status is Status.APPLIED for o in self.outcomes)
+
+    def count(self, status: Status) -> int:
+        return sum(1 for o in self.outcomes if o.status is status)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"host": self.host, "ok": self.ok, "error": public(self.error),
+                "outcomes": [o.to_json() for o in self.outcomes]}
+
+
+@dataclass
+class ApplyReport:
+    hosts: list[HostReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(h.ok for h in self.hosts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "hosts": [h.to_json() for h in self.hosts]}
+
+
+ProgressFn = Callable[[str, int, int, Change, Status | None], None]
+
+
+@dataclass
+class RunOptions:
+    hosts: list[str] | None = None
+    replace: frozenset[str] = frozenset()
+    revision: str = ""
+    lock_wait: float = 60.0
+    progress: ProgressFn | None = None
+
+
+def make_transport(name: str, spec: LoadedSpec) -> Transport:
+    host = spec.hosts[name]
+    if host.connect == "local":
+        return LocalTransport(name)
+    return SSHTransport(name, host.connect, identity_file=host.identity_file,
+                        known_hosts=host.known_hosts, host_key=host.host_key)
+
+
+def spec_hash(resource: Resource) -> str:
+    data = resource.model_dump(mode="json")
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class _Planned:
+    item: ApplyItem
+    entry: ResourceEntry | None
+    deps: set[str]
+
+
+@dataclass
+class HostSession:
+    """Everything known about one host during a run."""
+
+    name: str
+    spec: LoadedSpec
+    transport: Transport
+    options: RunOptions
+    ctx: HostContext = field(init=False)
+    inventory: Inventory = field(default_factory=Inventory)
+    observed: dict[str, dict[str, State | None]] = field(default_factory=dict)
+    resources: dict[str, Resource] = field(default_factory=dict)  # address -> per-host resource
+    planned: list[_Planned] = field(default_factory=list)
+    plan: HostPlan = field(init=False)
+    lock: HostLock | None = None
+
+    def __post_init__(self) -> None:
+        self.ctx = HostContext(self.name, self.transport, self.spec.host_vars(self.name),
+                               revision=self.options.revision)
+        self.plan = HostPlan(self.name)
+
+    @property
+    def providers(self) -> Mapping[str, Provider[Any]]:
+        return self.spec.providers
+
+    # ------------------------------------------------------------------ planning
+    def observe(self) -> None:
+        self.inventory = Inventory.read(self.transport)
+        entries = self.spec.entries_for(self.name)
+        by_kind: dict[str, dict[str, Resource]] = {k: {} for k in self.providers}
+        for e in entries:
+            res = self.spec.resource_for_host(e, self.name)
+            by_kind[e.kind][e.id] = res
+            self.resources[e.address] = res
+
+        def observe_kind(kind: str) -> tuple[str, dict[str, State | None]]:
+            ids = list(dict.fromkeys([*by_kind[kind], *self.inventory.ids_of(kind)]))
+            if not ids and not self.providers[kind].singleton:
+                return kind, {}
+            started = time.monotonic()
+            result = self.providers[kind].observe(self.ctx, ids, by_kind[kind])
+            log.debug("observed", host=self.name, kind=kind, resources=len(ids),
+                      seconds=round(time.monotonic() - started, 3))
+            return kind, result
+
+        secret_kinds = [k for k, p in self.providers.items() if p.provides_secrets]
+        other_kinds = [k for k in self.providers if k not in secret_kinds]
+        # Secrets first: other kinds' desired state may embed their values.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for kind, result in pool.map(observe_kind, secret_kinds):
+                self.observed[kind] = result
+                self.ctx.secrets.update(self.providers[kind].secret_values(result))
+            for kind, result in pool.map(observe_kind, other_kinds):
+                self.observed[kind] = result
+        for value in self.ctx.secrets.values():
+            REDACTOR.register(value)
+
+    def compute_plan(self) -> HostPlan:
+        entries = self.spec.entries_for(self.name)
+        spec_addresses = {e.address for e in entries}
+        for e in entries:
+            provider = self.providers[e.kind]
+            res = self.resources[e.address]
+            desired = provider.desired(res, self.ctx)
+            actual = self.observed.get(e.kind, {}).get(e.id)
+            change = self._change_for(e, provider, desired, actual)
+            if change is not None:
+                self.planned.append(_Planned(ApplyItem(change, res, desired, actual), e, self._deps(e, res)))
+        # Prune: owned objects that left the spec.
+        for obj in list(self.inventory.objects.values()):
+            if obj.address in spec_addresses or obj.kind not in self.providers:
+                continue
+            actual = self.observed.get(obj.kind, {}).get(obj.id)
+            if actual is None and self.providers[obj.kind].prunable:
+                continue  # already gone; forgotten after a successful apply
+            if not obj.created:
+                self.plan.warnings.append(f"{obj.address} left the spec; it existed before the reconciler "
+                                          "managed it, so it is released and left in place")
+                continue
+            if not self.providers[obj.kind].prunable:
+                self.plan.warnings.append(f"{obj.address} left the spec; {obj.kind} are never deleted "
+                                          "automatically, so it is released and left in place")
+                continue
+            change = Change(self.name, obj.kind, obj.id, Action.DELETE,
+                            tuple(FieldChange(k, v, None) for k, v in actual.items()
+                                  if not contains_sensitive(v)), Reason.REMOVED)
+            self.planned.append(_Planned(ApplyItem(change, None, None, actual), None, set()))
+        for kind, provider in self.providers.items():
+            self.plan.unmanaged.extend(provider.unmanaged(self.ctx, self.observed.get(kind, {})))
+        self.planned = self._order(self.planned)
+        self.plan.changes = [p.item.change for p in self.planned]
+        self.plan.observed_digest = self._observed_digest()
+        return self.plan
+
+    def _change_for(self, e: ResourceEntry, provider: Provider[Any], desired: State,
+                    actual: State | None) -> Change | None:
+        if actual is None:
+            return Change(self.name, e.kind, e.id, Action.CREATE,
+                          tuple(FieldChange(k, None, v) for k, v in desired.items()), Reason.ABSENT)
+        if e.address in self.options.replace:
+            if provider.provides_secrets:
+                self.ctx.secrets.pop(e.id, None)  # dependents will see the new value
+            fields = tuple(provider.compare(desired, actual))
+            return Change(self.name, e.kind, e.id, Action.REPLACE, fields, Reason.REQUESTED)
+        fields = provider.compare(desired, actual)
+        if not fields:
+            return None
+        owned = self.inventory.get(e.address)
+        reason = Reason.DRIFT if owned and owned.spec_hash == spec_hash(self.resources[e.address]) \
+            else Reason.SPEC_CHANGED
+        return Change(self.name, e.kind, e.id, provider.action_for(fields), tuple(fields), reason)
+
+    def _deps(self, e: ResourceEntry, res: Resource) -> set[str]:
+        deps = set(res.depends_on) | set(self.providers[e.kind].requires(res))
+        secret_kinds = [k for k, p in self.providers.items() if p.provides_secrets]
+        for _path, text in walk_strings(res.model_dump(mode="python")):
+            for ref in references(text):
+                if ref.kind == "secret":
+                    deps.update(f"{k}:{ref.name}" for k in secret_kinds)
+        deps.discard(e.address)
+        return deps
+
+    def _order(self, planned: list[_Planned]) -> list[_Planned]:
+        """Topological order: dependencies first, then the kinds' default order.
+        Deletes run last, in reverse kind order (dependents go before what they use)."""
+        kinds = list(self.providers)
+        live = [p for p in planned if p.item.change.action is not Action.DELETE]
+        deletes = [p for p in planned if p.item.change.action is Action.DELETE]
+        index = {p.item.change.address: p for p in live}
+        indegree = {a: 0 for a in index}
+        dependents: dict[str, list[str]] = {a: [] for a in index}
+        for p in live:
+            for dep in p.deps:
+                if dep in index:
+                    indegree[p.item.change.address] += 1
+                    dependents[dep].append(p.item.change.address)
+
+        def prio(address: str) -> tuple[int, int]:
+            p = index[address]
+            return (kinds.index(p.item.change.kind), live.index(p))
+
+        heap = [(prio(a), a) for a, n in indegree.items() if n == 0]
+        heapq.heapify(heap)
+        out: list[_Planned] = []
+        while heap:
+            _, address = heapq.heappop(heap)
+            out.append(index[address])
+            for d in dependents[address]:
+                indegree[d] -= 1
+                if indegree[d] == 0:
+                    heapq.heappush(heap, (prio(d), d))
+        out.extend(p for p in live if p not in out)  # cycles are refused at validation; be safe
+        deletes.sort(key=lambda p: -kinds.index(p.item.change.kind))
+        return out + deletes
+
+    def _observed_digest(self) -> str:
+        data = {kind: {rid: public(state) for rid, state in states.items()}
+                for kind, states in self.observed.items()}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    # ------------------------------------------------------------------ applying
+    def apply(self, report: HostReport) -> None:
+        total = len(self.planned)
+        failed: set[str] = set()
+        # Record creations before making them: if the run dies half-way, what it
+        # made is still known as ours and can be pruned later.
+        for p in self.planned:
+            c = p.item.change
+            if c.action is Action.CREATE:
+                self.inventory.record(c.kind, c.id, created=True)
+        if total:
+            self.inventory.write(self.transport)
+
+        done = 0
+        groups = self._groups(self.planned)
+        try:
+            for kind, group in groups:
+                provider = self.providers[kind]
+                runnable: list[_Planned] = []
+                for p in group:
+                    blocked = sorted(d for d in p.deps if d in failed)
+                    if blocked:
+                        failed.add(p.item.change.address)
+                        done += 1
+                        report.outcomes.append(ChangeOutcome(p.item.change, Status.SKIPPED,
+                                                             f"skipped: depends on {', '.join(blocked)}, which failed"))
+                        self._progress(done, total, p.item.change, Status.SKIPPED)
+                    else:
+                        runnable.append(p)
+                if not runnable:
+                    continue
+                items = [self._refresh(p) for p in runnable]
+                outcomes = self._apply_group(provider, items, lambda c: self._progress(done, total, c, None))
+                for p, outcome in zip(runnable, outcomes, strict=True):
+                    done += 1
+                    report.outcomes.append(outcome)
+                    if outcome.status is not Status.APPLIED:
+                        failed.add(p.item.change.address)
+                    self._progress(done, total, outcome.change, outcome.status)
+                    self._record(p, outcome)
+                    log.info("change", host=self.name, address=outcome.change.address,
+                             action=outcome.change.action.value, status=outcome.status.value,
+                             error=REDACTOR.scrub(outcome.error) or None)
+        finally:
+            self._record_converged(failed)
+            try:
+                self.inventory.write(self.transport)
+            except ReconcilerError as exc:
+                report.error = f"could not write the inventory: {exc}"
+
+    @staticmethod
+    def _groups(planned: list[_Planned]) -> list[tuple[str, list[_Planned]]]:
+        groups: list[tuple[str, list[_Planned]]] = []
+        for p in planned:
+            kind = p.item.change.kind
+            if groups and groups[-1][0] == kind:
+                groups[-1][1].append(p)
+            else:
+                groups.append((kind, [p]))
+        return groups
+
+    def _refresh(self, p: _Planned) -> ApplyItem:
+        """Recompute desired state just before applying: secrets made earlier in this
+        run are now known, so values planned as (known after apply) resolve."""
+        if p.item.resource is None or p.entry is None:
+            return p.item
+        desired = self.providers[p.entry.kind].desired(p.item.resource, self.ctx)
+        return ApplyItem(p.item.change, p.item.resource, desired, p.item.actual)
+
+    def _apply_group(self, provider: Provider[Any], items: list[ApplyItem],
+                     starting: Callable[[Change], None]) -> list[ChangeOutcome]:
+        outcomes: dict[int, ChangeOutcome] = {}
+        try:
+            provider.begin(self.ctx, items)
+        except Exception as exc:
+            msg = _explain(exc)
+            return [ChangeOutcome(i.change, Status.FAILED, msg) for i in items]
+        try:
+            for n, item in enumerate(items):
+                starting(item.change)
+                started = time.monotonic()
+                try:
+                    provider.apply(self.ctx, item)
+                except Exception as exc:
+                    outcomes[n] = ChangeOutcome(item.change, Status.FAILED, _explain(exc),
+                                                time.monotonic() - started)
+                else:
+                    outcomes[n] = ChangeOutcome(item.change, Status.APPLIED, "", time.monotonic() - started)
+        finally:
+            try:
+                provider.finish(self.ctx, [i for n, i in enumerate(items) if outcomes.get(n) is not None
+                                           and outcomes[n].status is Status.APPLIED])
+            except Exception as exc:
+                msg = _explain(exc)
+                for n, o in outcomes.items():
+                    if o.status is Status.APPLIED:
+                        outcomes[n] = ChangeOutcome(o.change, Status.FAILED, msg, o.seconds)
+        self._verify(provider, items, outcomes)
+        return [outcomes[n] for n in range(len(items))]
+
+    def _verify(self, provider: Provider[Any], items: list[ApplyItem], outcomes: dict[int, ChangeOutcome]) -> None:
+        """Observe again what was applied; anything that still differs failed."""
+        applied = [(n, i) for n, i in enumerate(items) if outcomes[n].status is Status.APPLIED]
+        if not applied:
+            return
+        ids = [i.change.id for _, i in applied]
+        resources = {i.change.id: i.resource for _, i in applied if i.resource is not None}
+        try:
+            after = provider.observe(self.ctx, ids, resources)
+        except Exception as exc:
+            for n, i in applied:
+                outcomes[n] = ChangeOutcome(i.change, Status.FAILED, f"could not verify: {_explain(exc)}",
+                                            outcomes[n].seconds)
+            return
+        if provider.provides_secrets:
+            self.ctx.secrets.update(provider.secret_values(after))
+            for value in self.ctx.secrets.values():
+                REDACTOR.register(value)
+        for n, item in applied:
+            actual = after.get(item.change.id)
+            if item.change.action is Action.DELETE:
+                if actual is not None:
+                    outcomes[n] = ChangeOutcome(item.change, Status.FAILED, "still present after delete",
+                                                outcomes[n].seconds)
+                continue
+            assert item.resource is not None
+            desired = provider.desired(item.resource, self.ctx)
+            if actual is None:
+                problem = "still absent after apply"
+            else:
+                diff = provider.compare(desired, actual)
+                problem = ("did not converge: " + "; ".join(
+                    f"{f.path} is {public(f.old)!r}, want {public(f.new)!r}" for f in diff)) if diff else ""
+            if problem:
+                outcomes[n] = ChangeOutcome(item.change, Status.FAILED, problem, outcomes[n].seconds)
+            else:
+                self.observed.setdefault(item.change.kind, {})[item.change.id] = actual
+
+    def _record(self, p: _Planned, outcome: ChangeOutcome) -> None:
+        c = p.item.change
+        if outcome.status is not Status.APPLIED:
+            return
+        if c.action is Action.DELETE:
+            self.inventory.forget(c.address)
+            return
+        assert p.item.resource is not None
+        self.inventory.record(c.kind, c.id, created=c.action is Action.CREATE or None,
+                              spec_hash=spec_hash(p.item.resource), revision=self.options.revision, touched=True)
+
+    def _record_converged(self, failed: set[str]) -> None:
+        """Every spec resource that is now as the spec says is recorded, adopted or not,
+        and owned objects already gone from the host are forgotten."""
+        for e in self.spec.entries_for(self.name):
+            if e.address in failed:
+                continue
+            if self.observed.get(e.kind, {}).get(e.id) is None and not any(
+                    p.item.change.address == e.address for p in self.planned):
+                continue
+            res = self.resources[e.address]
+            existing = self.inventory.get(e.address)
+            self.inventory.record(e.kind, e.id, created=None if existing else False, spec_hash=spec_hash(res),
+                                  revision=self.options.revision if existing is None or
+                                  existing.spec_hash != spec_hash(res) else None)
+        spec_addresses = {e.address for e in self.spec.entries_for(self.name)}
+        for obj in list(self.inventory.objects.values()):
+            if obj.address in spec_addresses or obj.address in failed:
+                continue
+            if (not obj.created or not self.providers[obj.kind].prunable
+                    or self.observed.get(obj.kind, {}).get(obj.id) is None):
+                self.inventory.forget(obj.address)
+
+    def _progress(self, done: int, total: int, change: Change, status: Status | None) -> None:
+        if self.options.progress is not None:
+            self.options.progress(self.name, done, total, change, status)
+
+
+def _explain(exc: BaseException) -> str:
+    if isinstance(exc, CommandFailed | ReconcilerError):
+        return REDACTOR.scrub(str(exc))
+    return REDACTOR.scrub(f"{type(exc).__name__}: {exc}")
+
+
+class Engine:
+    """Runs plan and apply over the hosts of a loaded spec."""
+
+    def __init__(self, spec: LoadedSpec, options: RunOptions | None = None,
+                 transports: Mapping[str, Transport] | None = None) -> None:
+        self.spec = spec
+        self.options = options or RunOptions()
+        self._transports: dict[str, Transport] = dict(transports or {})
+        self.sessions: dict[str, HostSession] = {}
+
+    def host_names(self) -> list[str]:
+        names = list(self.spec.hosts)
+        if self.options.hosts:
+            unknown = [h for h in self.options.hosts if h not in self.spec.hosts]
+            if unknown:
+                raise ReconcilerError(f"unknown host(s): {', '.join(unknown)}; "
+                                      f"the spec defines {', '.join(names)}")
+            names = [h for h in names if h in self.options.hosts]
+        return names
+
+    def transport(self, name: str) -> Transport:
+        if name not in self._transports:
+            self._transports[name] = make_transport(name, self.spec)
+        return self._transports[name]
+
+    def _each_host(self, fn: Callable[[str], Any], names: Iterable[str]) -> list[Any]:
+        names = list(names)
+        if len(names) == 1:
+            return [fn(names[0])]
+        with ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
+            return list(pool.map(fn, names))
+
+    def plan(self, *, lock: bool = False) -> Plan:
+        """Observe every host and work out the changes. With ``lock``, each host's lock
+        is taken first and held until ``apply`` or ``close``."""
+        plan = Plan(self.spec.path, self.spec.digest, self.options.revision)
+
+        def plan_host(name: str) -> HostPlan:
+            session = HostSession(name, self.spec, self.transport(name), self.options)
+            self.sessions[name] = session
+            try:
+                if lock:
+                    session.lock = session.transport.lock(self.options.lock_wait)
+                session.observe()
+                return session.compute_plan()
+            except (TransportError, CommandFailed, LockBusy, ReconcilerError) as exc:
+                session.plan.error = _explain(exc)
+                log.error("plan failed", host=name, error=session.plan.error)
+                return session.plan
+
+        plan.hosts = self._each_host(plan_host, self.host_names())
+        return plan
+
+    def apply(self) -> ApplyReport:
+        """Apply what ``plan`` found. Hosts whose planning failed are reported, not touched."""
+        def apply_host(name: str) -> HostReport:
+            session = self.sessions[name]
+            report = HostReport(name)
+            if session.plan.error:
+                report.error = session.plan.error
+                return report
+            try:
+                session.apply(report)
+            except (TransportError, ReconcilerError) as exc:
+                report.error = _explain(exc)
+            return report
+
+        return ApplyReport(self._each_host(apply_host, [n for n in self.host_names() if n in self.sessions]))
+
+    def close(self) -> None:
+        for session in self.sessions.values():
+            if session.lock is not None:
+                try:
+                    session.lock.release()
+                except Exception as exc:  # the connection may already be gone
+                    log.debug("lock release failed", host=session.name, error=str(exc))
+                session.lock = None
+        for t in self._transports.values():
+            t.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def commands_run(self) -> dict[str, int]:
+        return {name: t.commands_run for name, t in self._transports.items()}

@@ -1,0 +1,39 @@
+"""structlog set-up: human lines on a TTY, JSON for machines, secrets scrubbed."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+from reconciler.sensitive import REDACTOR
+
+
+def _scrub(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    scrubbed: dict[str, Any] = REDACTOR.scrub_any(event)
+    return scrubbed
+
+
+def configure(*, fmt: str = "auto", verbose: int = 0) -> None:
+    """``fmt`` is ``console``, ``json`` or ``auto`` (console on a TTY, JSON otherwise)."""
+    level = logging.DEBUG if verbose > 0 else logging.WARNING if verbose < 0 else logging.INFO
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(
+        colors=sys.stderr.isatty())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _scrub,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    # paramiko logs transport noise at INFO; keep it to warnings unless debugging.
+    logging.getLogger("paramiko").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)

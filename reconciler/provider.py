@@ -1,0 +1,185 @@
+"""The provider contract: one resource kind per provider, found through entry points.
+
+A provider MUST define ``kind``, ``model``, ``resource_id``, ``desired``,
+``observe`` and ``apply``; it MAY override ``validate``, ``requires``,
+``compare``, ``action_for``, ``begin``, ``finish``, ``unmanaged`` and
+``secret_values``. Providers return data and raise ``ApplyError`` /
+``CommandFailed``; they never print.
+
+The engine calls, per host:
+1. ``observe(ctx, ids)`` once, for every id in the spec *and* every owned id that
+   left the spec (prune candidates). One remote command, not one per resource.
+2. ``desired(resource, ctx)`` for each resource, then ``compare`` and ``action_for``.
+   Plan and apply both go through these same calls, so a dry-run cannot drift
+   from a real run.
+3. During apply, per run of consecutive changes of this kind: ``begin``, then
+   ``apply`` for each change, then ``finish``; then ``observe`` again for the
+   applied ids; a resource that still differs is a failure.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from reconciler.diffing import diff_states
+from reconciler.errors import ReconcilerError
+from reconciler.interpolate import reveal
+from reconciler.plan import Action, Change, FieldChange
+from reconciler.sensitive import KnownAfterApply, Sensitive
+from reconciler.transport.base import Transport
+
+State = dict[str, Any]
+"""A resource's state as plain data: what the spec wants, or what the host has."""
+
+
+class Resource(BaseModel):
+    """Fields every resource has. Providers subclass this for their own model."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    hosts: list[str] | None = Field(default=None, description="Host names this applies to (default: all).")
+    depends_on: list[str] = Field(default_factory=list,
+                                  description="Addresses (kind:id) that must be applied first.")
+    # Where the resource was declared, so a provider can resolve template paths
+    # relative to its spec file. Private: not part of the schema.
+    _source_file: str | None = PrivateAttr(default=None)
+
+    @property
+    def source_dir(self) -> str:
+        import os
+
+        return os.path.dirname(self._source_file) if self._source_file else os.getcwd()
+
+
+R = TypeVar("R", bound=Resource)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A problem found by a provider's offline validation, at a path inside the resource."""
+
+    path: tuple[str | int, ...]
+    message: str
+    warning: bool = False
+
+
+@dataclass
+class HostContext:
+    """What a provider may know about the host it is working on."""
+
+    name: str
+    transport: Transport
+    vars: Mapping[str, str] = field(default_factory=dict)
+    secrets: dict[str, Sensitive] = field(default_factory=dict)
+    revision: str = ""
+    dry_run: bool = False
+    # Free-form per-run scratch space for providers (e.g. "a daemon-reload is due").
+    scratch: dict[str, Any] = field(default_factory=dict)
+
+    def reveal(self, text: str) -> str | Sensitive | KnownAfterApply:
+        """Resolve ``${secret:NAME}`` in text; see interpolate.reveal."""
+        return reveal(text, self.secrets.get)
+
+
+@dataclass
+class ApplyItem:
+    """One planned change, handed to ``Provider.apply`` with everything it needs."""
+
+    change: Change
+    resource: Resource | None  # None when deleting
+    desired: State | None      # None when deleting
+    actual: State | None       # None when creating
+
+
+class Provider(Generic[R]):
+    kind: ClassVar[str]
+    """The spec's top-level key for this kind, e.g. ``files``. Also the address prefix."""
+    model: ClassVar[type[Resource]]
+    order: ClassVar[int] = 50
+    """Default apply position; lower runs earlier. Deletes run in reverse order."""
+    singleton: ClassVar[bool] = False
+    """True when the spec holds one object (not a list) of this kind, e.g. a firewall."""
+    provides_secrets: ClassVar[bool] = False
+    prunable: ClassVar[bool] = True
+    """False for kinds whose objects are too precious to delete when they leave the spec
+    (generated secrets): they are released and left in place, with a warning."""
+    replace_fields: ClassVar[frozenset[str]] = frozenset()
+    """Fields whose change forces delete-then-create; ``{"*"}`` means every field."""
+    description: ClassVar[str] = ""
+
+    # --- identity and offline validation -------------------------------------------
+    def resource_id(self, resource: R) -> str:
+        raise NotImplementedError
+
+    def validate(self, resource: R) -> list[Issue]:
+        """Checks that need no host. Pydantic already enforced types."""
+        return []
+
+    def requires(self, resource: R) -> list[str]:
+        """Addresses this resource implicitly depends on (besides depends_on and secrets)."""
+        return []
+
+    # --- reading ----------------------------------------------------------------------
+    def desired(self, resource: R, ctx: HostContext) -> State:
+        raise NotImplementedError
+
+    def observe(self, ctx: HostContext, ids: Sequence[str], resources: Mapping[str, R]) -> dict[str, State | None]:
+        """Actual state of every id in ``ids`` (None = absent), in one batch.
+        ``resources`` maps the ids that are in the spec to their resource."""
+        raise NotImplementedError
+
+    def unmanaged(self, ctx: HostContext, observed: Mapping[str, State | None]) -> list[str]:
+        """Objects of this kind on the host that the reconciler does not own (shown, never touched)."""
+        return []
+
+    def secret_values(self, observed: Mapping[str, State | None]) -> dict[str, Sensitive]:
+        """For providers with ``provides_secrets``: secret name -> value, from observed state."""
+        return {}
+
+    # --- comparing --------------------------------------------------------------------
+    def compare(self, desired: State, actual: State) -> list[FieldChange]:
+        return diff_states(desired, actual)
+
+    def action_for(self, fields: Sequence[FieldChange]) -> Action:
+        if "*" in self.replace_fields:
+            return Action.REPLACE
+        for f in fields:
+            if f.path.split(".", 1)[0].split("[", 1)[0] in self.replace_fields:
+                return Action.REPLACE
+        return Action.UPDATE
+
+    # --- changing ---------------------------------------------------------------------
+    def begin(self, ctx: HostContext, items: Sequence[ApplyItem]) -> None:
+        """Called once before a run of this kind's changes (e.g. to validate them all)."""
+
+    def apply(self, ctx: HostContext, item: ApplyItem) -> None:
+        raise NotImplementedError
+
+    def finish(self, ctx: HostContext, items: Sequence[ApplyItem]) -> None:
+        """Called once after a run of this kind's changes, even when some failed."""
+
+
+class ProviderLoadError(ReconcilerError):
+    pass
+
+
+@functools.cache
+def load_providers() -> dict[str, Provider[Any]]:
+    """Every provider registered under the ``reconciler.providers`` entry-point group."""
+    found: dict[str, Provider[Any]] = {}
+    for ep in entry_points(group="reconciler.providers"):
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a broken plugin must not hide the others' errors
+            raise ProviderLoadError(f"provider {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+        provider = cls()
+        if provider.kind in found:
+            raise ProviderLoadError(f"two providers claim kind {provider.kind!r}")
+        found[provider.kind] = provider
+    return dict(sorted(found.items(), key=lambda kv: (kv[1].order, kv[0])))

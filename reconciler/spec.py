@@ -1,0 +1,486 @@
+"""Loading and validating a spec: one YAML file or a directory of them, merged.
+
+The top-level model is assembled from the registered providers (one key per
+kind), so the core knows no resource kind. Every mistake is collected as a
+Diagnostic with its file, line and column; nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+
+from reconciler.diagnostics import Diagnostics, SourcePos, format_path
+from reconciler.interpolate import NAME, references, substitute_vars, walk_strings
+from reconciler.provider import Provider, Resource, load_providers
+from reconciler.yamlpos import Path as YPath
+from reconciler.yamlpos import load_yaml
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+ENV_SPEC = "RECONCILER_SPEC"
+DEFAULT_SPEC = "specs"
+
+VarValue = Union[str, int, bool, float]  # noqa: UP007 - pydantic needs a runtime union here
+
+
+class HostSpec(BaseModel):
+    """How to reach one host, and the variables its resources may use."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    connect: str = Field(description='"local", or "ssh://user@host:port".')
+    vars: dict[str, VarValue] = Field(default_factory=dict)
+    identity_file: str | None = Field(default=None, description="Private key for SSH (default: agent and ~/.ssh).")
+    known_hosts: str | None = Field(default=None, description="Extra known_hosts file to check host keys against.")
+    host_key: Literal["check", "accept-new"] = Field(
+        default="check", description="accept-new records an unknown host's key; a changed key is always refused.")
+
+    @field_validator("connect")
+    @classmethod
+    def _connect_form(cls, value: str) -> str:
+        if value == "local":
+            return value
+        if not re.fullmatch(r"ssh://([^@/\s]+@)?[^:/\s]+(:\d{1,5})?/?", value):
+            raise ValueError('expected "local" or "ssh://user@host[:port]"')
+        return value
+
+
+@dataclass(frozen=True)
+class ResourceEntry:
+    """One resource as the spec declares it, with where it was declared."""
+
+    kind: str
+    id: str
+    index: int  # position in the merged list (0 for singletons)
+    resource: Resource
+    pos: SourcePos | None
+
+    @property
+    def address(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+    @property
+    def field_path(self) -> str:
+        return f"{self.kind}[{self.index}]" if self.index >= 0 else self.kind
+
+
+@dataclass
+class LoadedSpec:
+    path: str
+    digest: str
+    hosts: dict[str, HostSpec]
+    vars: dict[str, str]
+    entries: list[ResourceEntry]
+    providers: dict[str, Provider[Any]]
+    positions: dict[YPath, SourcePos] = field(default_factory=dict)
+
+    def host_vars(self, host: str) -> dict[str, str]:
+        merged = {"host": host, **self.vars}
+        merged.update({k: _var_text(v) for k, v in self.hosts[host].vars.items()})
+        return merged
+
+    def applies_to(self, entry: ResourceEntry, host: str) -> bool:
+        return entry.resource.hosts is None or host in entry.resource.hosts
+
+    def entries_for(self, host: str) -> list[ResourceEntry]:
+        return [e for e in self.entries if self.applies_to(e, host)]
+
+    def resource_for_host(self, entry: ResourceEntry, host: str) -> Resource:
+        """The resource with ``${var}`` substituted for one host (secret refs stay)."""
+        data = entry.resource.model_dump(mode="python")
+        substituted = substitute_vars(data, self.host_vars(host))
+        if substituted == data:
+            return entry.resource
+        out = type(entry.resource).model_validate(substituted)
+        out._source_file = entry.resource._source_file
+        return out
+
+    @cached_property
+    def by_address(self) -> dict[str, ResourceEntry]:
+        return {e.address: e for e in self.entries}
+
+
+def _var_text(value: VarValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------
+# Building the top-level model from the providers
+
+def spec_model(providers: Mapping[str, Provider[Any]]) -> type[BaseModel]:
+    fields: dict[str, Any] = {
+        "hosts": (dict[str, HostSpec], Field(description="Host name -> how to reach it.")),
+        "vars": (dict[str, VarValue], Field(default_factory=dict, description="Variables for every host.")),
+    }
+    for kind, provider in providers.items():
+        if provider.singleton:
+            fields[kind] = (provider.model | None, Field(default=None, description=provider.description))
+        else:
+            fields[kind] = (list[provider.model], Field(  # type: ignore[name-defined]
+                default_factory=list, description=provider.description))
+    model: type[BaseModel] = create_model(
+        "Spec", __config__=ConfigDict(extra="forbid", strict=True), **fields)
+    return model
+
+
+def json_schema(providers: Mapping[str, Provider[Any]] | None = None) -> dict[str, Any]:
+    schema = spec_model(providers or load_providers()).model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "reconciler spec"
+    return schema
+
+
+# ---------------------------------------------------------------------------------------
+# Reading files
+
+def resolve_spec_path(path: str | None) -> str:
+    return path or os.environ.get(ENV_SPEC) or DEFAULT_SPEC
+
+
+def _spec_files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in SPEC_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def _display(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def _merge(documents: list[tuple[str, Any, dict[YPath, SourcePos]]], providers: Mapping[str, Provider[Any]],
+           diags: Diagnostics) -> tuple[dict[str, Any], dict[YPath, SourcePos]]:
+    merged: dict[str, Any] = {}
+    positions: dict[YPath, SourcePos] = {}
+    for file, data, pos in documents:
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            diags.error("a spec file must be a mapping of top-level keys (hosts, files, ...)",
+                        pos=pos.get((), SourcePos(file, 1, 1)))
+            continue
+        for key, value in data.items():
+            kpos = pos.get((key,))
+            singleton = key in providers and providers[key].singleton
+            if key not in merged:
+                merged[key] = value
+                positions.update({p: v for p, v in pos.items() if p[:1] == (key,)})
+            elif isinstance(merged[key], list) and isinstance(value, list) and not singleton:
+                offset = len(merged[key])
+                merged[key] = merged[key] + value
+                for p, v in pos.items():
+                    if p[:1] == (key,) and len(p) >= 2 and isinstance(p[1], int):
+                        positions[(key, p[1] + offset, *p[2:])] = v
+            elif isinstance(merged[key], dict) and isinstance(value, dict) and key in ("hosts", "vars"):
+                for name, sub in value.items():
+                    if name in merged[key]:
+                        diags.error(f"{key[:-1] if key == 'hosts' else 'variable'} {name!r} is defined twice "
+                                    f"(also at {positions.get((key, name))})", field_path=f"{key}.{name}",
+                                    pos=pos.get((key, name)))
+                        continue
+                    merged[key][name] = sub
+                    positions.update({p: v for p, v in pos.items() if p[:2] == (key, name)})
+            else:
+                diags.error(f"{key!r} is defined twice (also at {positions.get((key,))})",
+                            field_path=key, pos=kpos)
+    return merged, positions
+
+
+# ---------------------------------------------------------------------------------------
+# Validation errors -> diagnostics
+
+def _lookup_pos(positions: Mapping[YPath, SourcePos], loc: Iterable[str | int], fallback: SourcePos) -> SourcePos:
+    path = tuple(loc)
+    while path:
+        if path in positions:
+            return positions[path]
+        path = path[:-1]
+    return positions.get((), fallback)
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str] | None:
+    """The field names a mapping at ``loc`` accepts, to suggest them for an unknown key."""
+    current: Any = model
+    for part in loc:
+        while True:
+            origin = get_origin(current)
+            if origin in (list, dict):
+                current = get_args(current)[-1]
+                if origin is dict:
+                    break
+                continue
+            if origin is Union or str(origin) == "types.UnionType":
+                models = [a for a in get_args(current) if isinstance(a, type) and issubclass(a, BaseModel)]
+                current = models[0] if models else None
+                continue
+            break
+        if isinstance(part, int):
+            continue
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            info = current.model_fields.get(part)
+            if info is None:
+                return None
+            current = info.annotation
+        elif get_origin(current) is dict:
+            continue
+        else:
+            return None
+    while get_origin(current) in (list, Union) or str(get_origin(current)) == "types.UnionType":
+        args = [a for a in get_args(current) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not args:
+            break
+        current = args[0]
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return None
+
+
+_TYPE_NAMES = {"string_type": "a string", "int_type": "an integer", "bool_type": "true or false",
+               "list_type": "a list", "dict_type": "a mapping", "model_type": "a mapping",
+               "float_type": "a number", "model_attributes_type": "a mapping"}
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"integer {value}"
+    if isinstance(value, float):
+        return f"number {value}"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if value is None:
+        return "nothing (null)"
+    return type(value).__name__
+
+
+def _message(err: Any, model: type[BaseModel], loc: tuple[str | int, ...]) -> str:
+    etype = err["type"]
+    if etype == "extra_forbidden":
+        known = _fields_at(model, loc[:-1])
+        suffix = f"; expected one of {', '.join(known)}" if known else ""
+        return f"unknown field{suffix}"
+    if etype == "missing":
+        return "required field missing"
+    if etype == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        expected = expected.replace("'", "").replace(" or ", ", ")
+        return f"expected one of {expected}, got {_describe(err.get('input'))}"
+    if etype in _TYPE_NAMES:
+        return f"expected {_TYPE_NAMES[etype]}, got {_describe(err.get('input'))}"
+    if etype == "value_error":
+        return str(err["msg"]).removeprefix("Value error, ")
+    if etype == "assertion_error":
+        return str(err["msg"]).removeprefix("Assertion failed, ")
+    return str(err["msg"])
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
+    # Pydantic adds union-member and function tags to loc; they mean nothing to a user.
+    out: list[str | int] = []
+    for part in loc:
+        if isinstance(part, str) and ("[" in part or part.startswith("function-")):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------------------
+# The entry point
+
+def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | None = None) -> tuple[
+        LoadedSpec | None, Diagnostics]:
+    """Read, merge and validate a spec. Returns (spec, diagnostics); spec is None on errors."""
+    providers = dict(providers or load_providers())
+    diags = Diagnostics()
+    root = Path(resolve_spec_path(path))
+    if not root.exists():
+        diags.error(f"spec path {str(root)!r} does not exist",
+                    hint=f"pass a spec file or directory, or set {ENV_SPEC}")
+        return None, diags
+    files = _spec_files(root)
+    if not files:
+        diags.error(f"no *.yaml files in {str(root)!r}")
+        return None, diags
+
+    digest = hashlib.sha256()
+    documents: list[tuple[str, Any, dict[YPath, SourcePos]]] = []
+    for f in files:
+        display = _display(f)
+        try:
+            raw = f.read_bytes()
+            text = raw.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            diags.error(f"cannot read: {exc}", pos=SourcePos(display, 1, 1))
+            continue
+        digest.update(display.encode() + b"\0" + raw + b"\0")
+        loaded = load_yaml(text, display)
+        diags.extend(loaded.diagnostics)
+        if loaded.data is not None:
+            documents.append((display, loaded.data, loaded.positions))
+    merged, positions = _merge(documents, providers, diags)
+    fallback = SourcePos(_display(files[0]), 1, 1)
+
+    # Validate the frame (hosts, vars, unknown keys) and then each resource on its own,
+    # so one bad resource does not hide the others' mistakes or the semantic checks.
+    model = spec_model(providers)
+    frame = spec_model({})
+    yaml_broken = len(documents) < len(files)
+    frame_input = {k: v for k, v in merged.items() if k not in providers}
+    hosts: dict[str, HostSpec] = {}
+    global_vars: dict[str, str] = {}
+    try:
+        validated = frame.model_validate(frame_input)
+        hosts = validated.hosts  # type: ignore[attr-defined]
+        global_vars = {k: _var_text(v) for k, v in validated.vars.items()}  # type: ignore[attr-defined]
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = _clean_loc(err["loc"])
+            if err["type"] == "missing" and yaml_broken:
+                continue  # the key is probably in the file that failed to parse
+            diags.error(_message(err, model, loc), field_path=format_path(loc),
+                        pos=_lookup_pos(positions, loc, fallback))
+    if "hosts" in merged and not hosts and not diags.has_errors():
+        diags.error("at least one host is required", field_path="hosts",
+                    pos=_lookup_pos(positions, ("hosts",), fallback))
+
+    entries: list[ResourceEntry] = []
+    for kind, provider in providers.items():
+        if kind not in merged or merged[kind] is None:
+            continue
+        raw_items: list[tuple[tuple[str | int, ...], int, Any]]
+        if provider.singleton:
+            raw_items = [((kind,), -1, merged[kind])]
+        elif isinstance(merged[kind], list):
+            raw_items = [((kind, i), i, item) for i, item in enumerate(merged[kind])]
+        else:
+            diags.error(f"expected a list, got {_describe(merged[kind])}", field_path=kind,
+                        pos=_lookup_pos(positions, (kind,), fallback))
+            continue
+        for loc, index, item in raw_items:
+            try:
+                res = provider.model.model_validate(item)
+            except ValidationError as exc:
+                for err in exc.errors():
+                    full = (*loc, *_clean_loc(err["loc"]))
+                    diags.error(_message(err, model, full), field_path=format_path(full),
+                                pos=_lookup_pos(positions, full, fallback))
+                continue
+            pos = _lookup_pos(positions, loc, fallback)
+            res._source_file = str(Path(pos.file).resolve())
+            entries.append(ResourceEntry(kind, provider.resource_id(res), index, res, pos))
+
+    spec = LoadedSpec(str(root), digest.hexdigest(), hosts, global_vars, entries, providers, positions)
+    _check_semantics(spec, diags, check_refs=bool(hosts))
+    if diags.has_errors():
+        return None, diags
+    return spec, diags
+
+
+def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool = True) -> None:
+    host_names = set(spec.hosts)
+    for name in spec.hosts:
+        if not NAME.match(name):
+            diags.error("host names may contain letters, digits, '_', '-' and '.'", field_path=f"hosts.{name}",
+                        pos=spec.positions.get(("hosts", name)))
+
+    # Which secrets exist, per host: names are the ids of secret-providing kinds.
+    secret_entries = [e for e in spec.entries if spec.providers[e.kind].provides_secrets]
+
+    seen: dict[tuple[str, str], list[ResourceEntry]] = {}
+    for entry in spec.entries:
+        res = entry.resource
+        loc: tuple[str | int, ...] = (entry.kind, entry.index) if entry.index >= 0 else (entry.kind,)
+
+        def at(*sub: str | int, _loc: tuple[str | int, ...] = loc, _entry: ResourceEntry = entry) -> tuple[
+                str, SourcePos | None]:
+            full = (*_loc, *sub)
+            return format_path(full), _lookup_pos(spec.positions, full, _entry.pos or SourcePos(spec.path, 1, 1))
+
+        if res.hosts is not None and check_refs:
+            for i, h in enumerate(res.hosts):
+                if h not in host_names:
+                    fp, pos = at("hosts", i)
+                    diags.error(f"unknown host {h!r}; hosts are {', '.join(sorted(host_names))}",
+                                field_path=fp, pos=pos)
+        targets = [h for h in spec.hosts if spec.applies_to(entry, h)]
+
+        # Duplicate ids: the same kind and id on an overlapping set of hosts.
+        for h in targets:
+            seen.setdefault((entry.address, h), []).append(entry)
+
+        for issue in spec.providers[entry.kind].validate(res):
+            fp, pos = at(*issue.path)
+            if issue.warning:
+                diags.warning(issue.message, field_path=fp, pos=pos, resource=entry.address)
+            else:
+                diags.error(issue.message, field_path=fp, pos=pos, resource=entry.address)
+
+        for i, dep in enumerate(res.depends_on):
+            if dep not in spec.by_address and not diags.has_errors():
+                fp, pos = at("depends_on", i)
+                diags.error(f"depends on {dep!r}, which the spec does not define (write it as kind:id, "
+                            f"e.g. {entry.address})", field_path=fp, pos=pos)
+
+        dumped = res.model_dump(mode="python")
+        for sub_path, text in walk_strings(dumped):
+            for ref in references(text):
+                fp, pos = at(*sub_path)
+                if ref.kind == "var":
+                    missing = [h for h in targets if ref.name not in spec.host_vars(h)]
+                    if missing:
+                        diags.error(f"unresolved variable ${{{ref.name}}} on host(s) {', '.join(missing)}",
+                                    field_path=fp, pos=pos, hint="define it under hosts.NAME.vars or top-level vars")
+                else:
+                    for h in targets:
+                        if not any(s.id == ref.name and spec.applies_to(s, h) for s in secret_entries):
+                            diags.error(f"unresolved secret ${{secret:{ref.name}}}: no secret named "
+                                        f"{ref.name!r} applies to host {h}", field_path=fp, pos=pos)
+                            break
+
+    reported: set[str] = set()
+    for (address, _host), dupes in seen.items():
+        if len(dupes) > 1 and address not in reported:
+            reported.add(address)
+            first, second = dupes[0], dupes[1]
+            diags.error(f"{address} is defined twice (also at {first.pos})", field_path=second.field_path,
+                        pos=second.pos, hint="give each a distinct id, or limit them to different hosts")
+    _check_cycles(spec, diags)
+
+
+def _check_cycles(spec: LoadedSpec, diags: Diagnostics) -> None:
+    graph = {e.address: list(e.resource.depends_on) for e in spec.entries}
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for dep in graph.get(node, []):
+            if state.get(dep) == 1:
+                cycle = [*trail[trail.index(dep):], dep] if dep in trail else [node, dep]
+                entry = spec.by_address[node]
+                diags.error(f"dependency cycle: {' -> '.join(cycle)}", field_path=entry.field_path + ".depends_on",
+                            pos=entry.pos)
+            elif state.get(dep) is None and dep in graph:
+                visit(dep, [*trail, dep])
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node, [node])
