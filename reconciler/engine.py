@@ -150,7 +150,7 @@ class HostSession:
 
         def observe_kind(kind: str) -> tuple[str, dict[str, State | None]]:
             ids = list(dict.fromkeys([*by_kind[kind], *self.inventory.ids_of(kind)]))
-            if not ids and not self.providers[kind].singleton:
+            if not ids:
                 return kind, {}
             started = time.monotonic()
             result = self.providers[kind].observe(self.ctx, ids, by_kind[kind])

@@ -1,0 +1,1 @@
+"""The GitOps controller: `reconcile watch`, status, history."""

@@ -1,0 +1,9 @@
+"""PLACEHOLDER: controller subcommands, being written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    return None
