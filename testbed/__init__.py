@@ -1,0 +1,1 @@
+"""Test bed for reconciler: local Docker images and throwaway Debian test hosts."""
