@@ -59,9 +59,11 @@ class ResourceEntry:
 
     kind: str
     id: str
-    index: int  # position in the merged list (0 for singletons)
+    index: int  # position in the merged list (-1 for singletons)
     resource: Resource
     pos: SourcePos | None
+    # Position in the list of the file that declares it: what a user counts in that file.
+    file_index: int | None = None
 
     @property
     def address(self) -> str:
@@ -69,7 +71,9 @@ class ResourceEntry:
 
     @property
     def field_path(self) -> str:
-        return f"{self.kind}[{self.index}]" if self.index >= 0 else self.kind
+        if self.index < 0:
+            return self.kind
+        return f"{self.kind}[{self.index if self.file_index is None else self.file_index}]"
 
 
 @dataclass
@@ -161,10 +165,15 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+FileIndex = dict[tuple[str, int], int]
+"""(kind, index in the merged list) -> index in the list of the file that declares it."""
+
+
 def _merge(documents: list[tuple[str, Any, dict[YPath, SourcePos]]], providers: Mapping[str, Provider[Any]],
-           diags: Diagnostics) -> tuple[dict[str, Any], dict[YPath, SourcePos]]:
+           diags: Diagnostics) -> tuple[dict[str, Any], dict[YPath, SourcePos], FileIndex]:
     merged: dict[str, Any] = {}
     positions: dict[YPath, SourcePos] = {}
+    file_index: FileIndex = {}
     for file, data, pos in documents:
         if data is None:
             continue
@@ -178,9 +187,12 @@ def _merge(documents: list[tuple[str, Any, dict[YPath, SourcePos]]], providers: 
             if key not in merged:
                 merged[key] = value
                 positions.update({p: v for p, v in pos.items() if p[:1] == (key,)})
+                if isinstance(value, list):
+                    file_index.update({(key, i): i for i in range(len(value))})
             elif isinstance(merged[key], list) and isinstance(value, list) and not singleton:
                 offset = len(merged[key])
                 merged[key] = merged[key] + value
+                file_index.update({(key, i + offset): i for i in range(len(value))})
                 for p, v in pos.items():
                     if p[:1] == (key,) and len(p) >= 2 and isinstance(p[1], int):
                         positions[(key, p[1] + offset, *p[2:])] = v
@@ -196,7 +208,14 @@ def _merge(documents: list[tuple[str, Any, dict[YPath, SourcePos]]], providers: 
             else:
                 diags.error(f"{key!r} is defined twice (also at {positions.get((key,))})",
                             field_path=key, pos=kpos)
-    return merged, positions
+    return merged, positions, file_index
+
+
+def _shown_path(loc: tuple[str | int, ...], file_index: FileIndex) -> str:
+    """A field path as the user counts it: list indices are per file, not per merged spec."""
+    if len(loc) >= 2 and isinstance(loc[0], str) and isinstance(loc[1], int):
+        loc = (loc[0], file_index.get((loc[0], loc[1]), loc[1]), *loc[2:])
+    return format_path(loc)
 
 
 # ---------------------------------------------------------------------------------------
@@ -335,7 +354,7 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
         diags.extend(loaded.diagnostics)
         if loaded.data is not None:
             documents.append((display, loaded.data, loaded.positions))
-    merged, positions = _merge(documents, providers, diags)
+    merged, positions, file_index = _merge(documents, providers, diags)
     fallback = SourcePos(_display(files[0]), 1, 1)
 
     # Validate the frame (hosts, vars, unknown keys) and then each resource on its own,
@@ -361,10 +380,20 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
         diags.error("at least one host is required", field_path="hosts",
                     pos=_lookup_pos(positions, ("hosts",), fallback))
 
+    for name in hosts:
+        for var in hosts[name].vars:
+            if var in global_vars:
+                diags.error(f"variable {var!r} is also a top-level var; top-level vars are the same on every "
+                            "host, so a host cannot override them", field_path=f"hosts.{name}.vars.{var}",
+                            pos=_lookup_pos(positions, ("hosts", name, "vars", var), fallback))
+
+    # Top-level vars are substituted before validation, so they may appear in ids
+    # (paths, names); host vars are substituted per host, later.
     entries: list[ResourceEntry] = []
     for kind, provider in providers.items():
         if kind not in merged or merged[kind] is None:
             continue
+        merged[kind] = substitute_vars(merged[kind], global_vars)
         raw_items: list[tuple[tuple[str | int, ...], int, Any]]
         if provider.singleton:
             raw_items = [((kind,), -1, merged[kind])]
@@ -380,12 +409,13 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
             except ValidationError as exc:
                 for err in exc.errors():
                     full = (*loc, *_clean_loc(err["loc"]))
-                    diags.error(_message(err, model, full), field_path=format_path(full),
+                    diags.error(_message(err, model, full), field_path=_shown_path(full, file_index),
                                 pos=_lookup_pos(positions, full, fallback))
                 continue
             pos = _lookup_pos(positions, loc, fallback)
             res._source_file = str(Path(pos.file).resolve())
-            entries.append(ResourceEntry(kind, provider.resource_id(res), index, res, pos))
+            entries.append(ResourceEntry(kind, provider.resource_id(res), index, res, pos,
+                                         file_index.get((kind, index))))
 
     spec = LoadedSpec(str(root), digest.hexdigest(), hosts, global_vars, entries, providers, positions)
     _check_semantics(spec, diags, check_refs=bool(hosts))
