@@ -415,6 +415,7 @@ class HostSession:
         c = p.item.change
         if outcome.status is not Status.APPLIED:
             return
+        self.ctx.applied.add(c.address)
         if c.action is Action.DELETE:
             self.inventory.forget(c.address)
             return

@@ -79,6 +79,9 @@ class HostContext:
     secrets: dict[str, Sensitive] = field(default_factory=dict)
     revision: str = ""
     dry_run: bool = False
+    # Addresses (kind:id) changed successfully so far in this run, in order; lets a
+    # provider react to what it depends on (a service restarts when its env file changed).
+    applied: set[str] = field(default_factory=set)
     # Free-form per-run scratch space for providers (e.g. "a daemon-reload is due").
     scratch: dict[str, Any] = field(default_factory=dict)
 
