@@ -390,6 +390,7 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
     # Top-level vars are substituted before validation, so they may appear in ids
     # (paths, names); host vars are substituted per host, later.
     entries: list[ResourceEntry] = []
+    unvalidated: set[str] = set()
     for kind, provider in providers.items():
         if kind not in merged or merged[kind] is None:
             continue
@@ -407,6 +408,7 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
             try:
                 res = provider.model.model_validate(item)
             except ValidationError as exc:
+                unvalidated.add(kind)
                 for err in exc.errors():
                     full = (*loc, *_clean_loc(err["loc"]))
                     diags.error(_message(err, model, full), field_path=_shown_path(full, file_index),
@@ -418,13 +420,17 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
                                          file_index.get((kind, index))))
 
     spec = LoadedSpec(str(root), digest.hexdigest(), hosts, global_vars, entries, providers, positions)
-    _check_semantics(spec, diags, check_refs=bool(hosts))
+    _check_semantics(spec, diags, check_refs=bool(hosts), unvalidated_kinds=frozenset(unvalidated))
     if diags.has_errors():
         return None, diags
     return spec, diags
 
 
-def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool = True) -> None:
+def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool = True,
+                     unvalidated_kinds: frozenset[str] = frozenset()) -> None:
+    """Checks across resources: hosts, dependencies, references, duplicates, cycles.
+    ``unvalidated_kinds`` are kinds with a resource that failed validation (so it is
+    missing from ``spec.entries``); references to those kinds are not reported."""
     host_names = set(spec.hosts)
     for name in spec.hosts:
         if not NAME.match(name):
@@ -442,7 +448,8 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
         def at(*sub: str | int, _loc: tuple[str | int, ...] = loc, _entry: ResourceEntry = entry) -> tuple[
                 str, SourcePos | None]:
             full = (*_loc, *sub)
-            return format_path(full), _lookup_pos(spec.positions, full, _entry.pos or SourcePos(spec.path, 1, 1))
+            shown = format_path((_entry.field_path, *sub))
+            return shown, _lookup_pos(spec.positions, full, _entry.pos or SourcePos(spec.path, 1, 1))
 
         if res.hosts is not None and check_refs:
             for i, h in enumerate(res.hosts):
@@ -464,7 +471,8 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
                 diags.error(issue.message, field_path=fp, pos=pos, resource=entry.address)
 
         for i, dep in enumerate(res.depends_on):
-            if dep not in spec.by_address and not diags.has_errors():
+            # A dependency on a resource that failed validation would be a false alarm.
+            if dep not in spec.by_address and dep.partition(":")[0] not in unvalidated_kinds:
                 fp, pos = at("depends_on", i)
                 diags.error(f"depends on {dep!r}, which the spec does not define (write it as kind:id, "
                             f"e.g. {entry.address})", field_path=fp, pos=pos)
@@ -478,7 +486,8 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
                     if missing:
                         diags.error(f"unresolved variable ${{{ref.name}}} on host(s) {', '.join(missing)}",
                                     field_path=fp, pos=pos, hint="define it under hosts.NAME.vars or top-level vars")
-                else:
+                elif not unvalidated_kinds & {e_kind for e_kind, prov in spec.providers.items()
+                                              if prov.provides_secrets}:
                     for h in targets:
                         if not any(s.id == ref.name and spec.applies_to(s, h) for s in secret_entries):
                             diags.error(f"unresolved secret ${{secret:{ref.name}}}: no secret named "
@@ -505,8 +514,11 @@ def _check_cycles(spec: LoadedSpec, diags: Diagnostics) -> None:
             if state.get(dep) == 1:
                 cycle = [*trail[trail.index(dep):], dep] if dep in trail else [node, dep]
                 entry = spec.by_address[node]
-                diags.error(f"dependency cycle: {' -> '.join(cycle)}", field_path=entry.field_path + ".depends_on",
-                            pos=entry.pos)
+                loc = (entry.kind, entry.index) if entry.index >= 0 else (entry.kind,)
+                diags.error(f"dependency cycle: {' -> '.join(cycle)}",
+                            field_path=entry.field_path + ".depends_on",
+                            pos=_lookup_pos(spec.positions, (*loc, "depends_on"),
+                                            entry.pos or SourcePos(spec.path, 1, 1)))
             elif state.get(dep) is None and dep in graph:
                 visit(dep, [*trail, dep])
         state[node] = 2
