@@ -181,6 +181,7 @@ class HostSession:
             change = self._change_for(e, provider, desired, actual)
             if change is not None:
                 self.planned.append(_Planned(ApplyItem(change, res, desired, actual), e, self._deps(e, res)))
+        self._plan_triggered(entries)
         # Prune: owned objects that left the spec.
         for obj in list(self.inventory.objects.values()):
             if obj.address in spec_addresses or obj.kind not in self.providers:
@@ -225,8 +226,33 @@ class HostSession:
             else Reason.SPEC_CHANGED
         return Change(self.name, e.kind, e.id, provider.action_for(fields), tuple(fields), reason)
 
+    def _plan_triggered(self, entries: list[ResourceEntry]) -> None:
+        """An unchanged resource whose ``triggers`` include a planned change gets an update
+        of its own (empty fields, reason ``triggered``), so the plan shows that a config
+        change will restart a service. Repeated until nothing new is triggered (chains)."""
+        planned = {p.item.change.address for p in self.planned}
+        added = True
+        while added:
+            added = False
+            for e in entries:
+                if e.address in planned:
+                    continue
+                provider = self.providers[e.kind]
+                res = self.resources[e.address]
+                actual = self.observed.get(e.kind, {}).get(e.id)
+                hits = sorted(a for a in provider.triggers(res) if a in planned)
+                if not hits or actual is None:
+                    continue
+                change = Change(self.name, e.kind, e.id, Action.UPDATE, (), Reason.TRIGGERED,
+                                note=f"triggered by {', '.join(hits)}")
+                item = ApplyItem(change, res, provider.desired(res, self.ctx), actual)
+                self.planned.append(_Planned(item, e, self._deps(e, res)))
+                planned.add(e.address)
+                added = True
+
     def _deps(self, e: ResourceEntry, res: Resource) -> set[str]:
-        deps = set(res.depends_on) | set(self.providers[e.kind].requires(res))
+        provider = self.providers[e.kind]
+        deps = set(res.depends_on) | set(provider.requires(res)) | set(provider.triggers(res))
         secret_kinds = [k for k, p in self.providers.items() if p.provides_secrets]
         for _path, text in walk_strings(res.model_dump(mode="python")):
             for ref in references(text):

@@ -128,6 +128,15 @@ class Provider(Generic[R]):
         """Addresses this resource implicitly depends on (besides depends_on and secrets)."""
         return []
 
+    def triggers(self, resource: R) -> list[str]:
+        """Addresses whose change in a run must re-apply this resource even when its own
+        state already matches (e.g. restart a service when its config file changed).
+
+        The engine orders this resource after them and, when one of them has a planned
+        change, plans an update of this resource with reason ``triggered``. At apply
+        time ``HostContext.applied`` tells which of them really changed."""
+        return []
+
     # --- reading ----------------------------------------------------------------------
     def desired(self, resource: R, ctx: HostContext) -> State:
         raise NotImplementedError

@@ -17,6 +17,7 @@ _REASONS = {
     Reason.DRIFT: "drift: changed on the host outside reconciler",
     Reason.REMOVED: "owned by reconciler and removed from the spec",
     Reason.REQUESTED: "replacement requested",
+    Reason.TRIGGERED: "a resource it is triggered by changes",
 }
 
 _VERBS = {Action.CREATE: "will be created", Action.UPDATE: "will be updated in-place",
