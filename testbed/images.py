@@ -60,7 +60,9 @@ APT_IMAGES = ("host", "postgres")
 
 SUITE = "bookworm"
 MIRROR = os.environ.get("RECONCILER_TESTBED_MIRROR", "http://deb.debian.org/debian")
-SECURITY_MIRROR = os.environ.get("RECONCILER_TESTBED_SECURITY_MIRROR", "http://deb.debian.org/debian-security")
+SECURITY_MIRROR = os.environ.get(
+    "RECONCILER_TESTBED_SECURITY_MIRROR", "http://deb.debian.org/debian-security"
+)
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 
 # Files written into the debootstrap rootfs before it is tarred up.
@@ -181,7 +183,10 @@ def base_tarball_path() -> Path:
 
 
 def image_exists(tag: str) -> bool:
-    return run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], check=False, timeout=60).returncode == 0
+    return (
+        run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], check=False, timeout=60).returncode
+        == 0
+    )
 
 
 def _changes(name: str, digest: str) -> list[str]:
@@ -202,7 +207,7 @@ def _changes(name: str, digest: str) -> list[str]:
 
 def _pipe(producer: list[str], consumer: list[str], *, timeout: float) -> None:
     """Run ``producer | consumer``; raise TestbedError naming the failing side."""
-    with tempfile.TemporaryFile() as perr, tempfile.TemporaryFile() as cerr:
+    with tempfile.TemporaryFile() as perr:
         prod = subprocess.Popen(producer, stdout=subprocess.PIPE, stderr=perr, stdin=subprocess.DEVNULL)
         try:
             cons = subprocess.run(
@@ -218,7 +223,9 @@ def _pipe(producer: list[str], consumer: list[str], *, timeout: float) -> None:
                 prod.wait()
         perr.seek(0)
         if prod.returncode != 0:
-            raise TestbedError(format_failure(producer, prod.returncode, "", perr.read().decode(errors="replace")))
+            raise TestbedError(
+                format_failure(producer, prod.returncode, "", perr.read().decode(errors="replace"))
+            )
         if cons.returncode != 0:
             raise TestbedError(format_failure(consumer, cons.returncode, cons.stdout, cons.stderr))
 
@@ -300,8 +307,16 @@ def ensure_base_image() -> str:
         tarball = ensure_base_tarball()
         log(f"importing {tarball.name} as {tag}")
         run(
-            ["docker", "import", "--change", f"LABEL {IMAGE_LABEL}=base", "--change", 'CMD ["/bin/bash"]',
-             str(tarball), tag],
+            [
+                "docker",
+                "import",
+                "--change",
+                f"LABEL {IMAGE_LABEL}=base",
+                "--change",
+                'CMD ["/bin/bash"]',
+                str(tarball),
+                tag,
+            ],
             timeout=600,
         )
     return tag
@@ -321,11 +336,23 @@ def _build_apt_image(name: str, tag: str, digest: str) -> None:
         with open(logfile, "w") as out:
             proc = subprocess.run(
                 [
-                    "docker", "run", "--name", container,
-                    "--label", f"{LABEL}=1", "--label", f"{LABEL}.build={name}", "--label", f"{PID_LABEL}={os.getpid()}",
-                    "-v", f"{recipe}:/tb-recipe:ro",
-                    "-v", f"{RECIPES_DIR / 'common.sh'}:/tb-common.sh:ro",
-                    base, "/bin/bash", "/tb-recipe/build.sh",
+                    "docker",
+                    "run",
+                    "--name",
+                    container,
+                    "--label",
+                    f"{LABEL}=1",
+                    "--label",
+                    f"{LABEL}.build={name}",
+                    "--label",
+                    f"{PID_LABEL}={os.getpid()}",
+                    "-v",
+                    f"{recipe}:/tb-recipe:ro",
+                    "-v",
+                    f"{RECIPES_DIR / 'common.sh'}:/tb-common.sh:ro",
+                    base,
+                    "/bin/bash",
+                    "/tb-recipe/build.sh",
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -339,8 +366,11 @@ def _build_apt_image(name: str, tag: str, digest: str) -> None:
                 + "\n".join(logfile.read_text(errors="replace").splitlines()[-40:])
             )
         # export | import flattens the image and gives it a clean config (no build labels/cmd).
-        _pipe(["docker", "export", container], ["docker", "import", *_changes(name, digest), "-", tag],
-              timeout=BUILD_TIMEOUT)
+        _pipe(
+            ["docker", "export", container],
+            ["docker", "import", *_changes(name, digest), "-", tag],
+            timeout=BUILD_TIMEOUT,
+        )
     finally:
         run(["docker", "rm", "-f", "-v", container], check=False, timeout=120)
 
