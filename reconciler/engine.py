@@ -8,6 +8,7 @@ changed and treats a resource that still differs as a failure.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import json
@@ -197,6 +198,7 @@ class HostSession:
                 self.plan.warnings.append(f"{obj.address} left the spec; {obj.kind} are never deleted "
                                           "automatically, so it is released and left in place")
                 continue
+            assert actual is not None  # absent prunable objects were skipped above
             change = Change(self.name, obj.kind, obj.id, Action.DELETE,
                             tuple(FieldChange(k, v, None) for k, v in actual.items()
                                   if not contains_sensitive(v)), Reason.REMOVED)
@@ -216,8 +218,8 @@ class HostSession:
         if e.address in self.options.replace:
             if provider.provides_secrets:
                 self.ctx.secrets.pop(e.id, None)  # dependents will see the new value
-            fields = tuple(provider.compare(desired, actual))
-            return Change(self.name, e.kind, e.id, Action.REPLACE, fields, Reason.REQUESTED)
+            return Change(self.name, e.kind, e.id, Action.REPLACE, tuple(provider.compare(desired, actual)),
+                          Reason.REQUESTED)
         fields = provider.compare(desired, actual)
         if not fields:
             return None
@@ -323,15 +325,17 @@ class HostSession:
                     if blocked:
                         failed.add(p.item.change.address)
                         done += 1
-                        report.outcomes.append(ChangeOutcome(p.item.change, Status.SKIPPED,
-                                                             f"skipped: depends on {', '.join(blocked)}, which failed"))
+                        report.outcomes.append(ChangeOutcome(
+                            p.item.change, Status.SKIPPED, f"depends on {', '.join(blocked)}, which failed"))
                         self._progress(done, total, p.item.change, Status.SKIPPED)
                     else:
                         runnable.append(p)
                 if not runnable:
                     continue
                 items = [self._refresh(p) for p in runnable]
-                outcomes = self._apply_group(provider, items, lambda c: self._progress(done, total, c, None))
+                starting: Callable[[Change], None] = functools.partial(self._progress, done, total,
+                                                                       status=None)
+                outcomes = self._apply_group(provider, items, starting)
                 for p, outcome in zip(runnable, outcomes, strict=True):
                     done += 1
                     report.outcomes.append(outcome)
@@ -351,13 +355,19 @@ class HostSession:
 
     @staticmethod
     def _groups(planned: list[_Planned]) -> list[tuple[str, list[_Planned]]]:
+        """Runs of consecutive changes of one kind (one begin/finish each). A change that
+        depends on an earlier change of the same run starts a new run, so its dependency
+        is applied and verified first, and a failed dependency skips it."""
         groups: list[tuple[str, list[_Planned]]] = []
+        in_run: set[str] = set()
         for p in planned:
             kind = p.item.change.kind
-            if groups and groups[-1][0] == kind:
+            if groups and groups[-1][0] == kind and in_run.isdisjoint(p.deps):
                 groups[-1][1].append(p)
             else:
                 groups.append((kind, [p]))
+                in_run = set()
+            in_run.add(p.item.change.address)
         return groups
 
     def _refresh(self, p: _Planned) -> ApplyItem:
@@ -399,7 +409,8 @@ class HostSession:
         self._verify(provider, items, outcomes)
         return [outcomes[n] for n in range(len(items))]
 
-    def _verify(self, provider: Provider[Any], items: list[ApplyItem], outcomes: dict[int, ChangeOutcome]) -> None:
+    def _verify(self, provider: Provider[Any], items: list[ApplyItem],
+                outcomes: dict[int, ChangeOutcome]) -> None:
         """Observe again what was applied; anything that still differs failed."""
         applied = [(n, i) for n, i in enumerate(items) if outcomes[n].status is Status.APPLIED]
         if not applied:
@@ -447,7 +458,8 @@ class HostSession:
             return
         assert p.item.resource is not None
         self.inventory.record(c.kind, c.id, created=c.action is Action.CREATE or None,
-                              spec_hash=spec_hash(p.item.resource), revision=self.options.revision, touched=True)
+                              spec_hash=spec_hash(p.item.resource), revision=self.options.revision,
+                              touched=True)
 
     def _record_converged(self, failed: set[str]) -> None:
         """Every spec resource that is now as the spec says is recorded, adopted or not,
