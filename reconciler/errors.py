@@ -31,11 +31,19 @@ class CommandFailed(ReconcilerError):
         self.exit_code = exit_code
         self.stderr = stderr
         self.stdout = stdout
-        shown = " ".join(self.argv)
+        shown = " ".join(_shown_argv(self.argv))
         if len(shown) > 160:
             shown = shown[:157] + "..."
         detail = stderr.strip() or stdout.strip()
         super().__init__(f"`{shown}` exited {exit_code}" + (f": {detail}" if detail else ""))
+
+
+def _shown_argv(argv: Sequence[str]) -> list[str]:
+    """The command as a message shows it: a multi-line ``sh -c`` script (run_script)
+    is abbreviated to ``<script>`` so the message leads with its arguments and stderr."""
+    if len(argv) >= 3 and argv[0] == "sh" and argv[1] == "-c" and "\n" in argv[2].strip():
+        return ["sh", "-c", "<script>", *argv[4:]]  # argv[3] is $0, always "reconciler"
+    return list(argv)
 
 
 class ApplyError(ReconcilerError):

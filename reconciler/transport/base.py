@@ -113,8 +113,12 @@ class Transport(ABC):
 
     def write_file(self, path: str, data: bytes, *, mode: str = "0644", owner: str = "root",
                    group: str = "root") -> None:
-        """Write a file atomically (temp file, owner and mode, fsync, rename)."""
-        self.run_script(ATOMIC_WRITE_SCRIPT, [path, mode, owner, group], stdin=data)
+        """Write a file atomically (temp file, owner and mode, fsync, rename). On failure the
+        temporary file is removed and CommandFailed names the path and carries stderr."""
+        try:
+            self.run_script(ATOMIC_WRITE_SCRIPT, [path, mode, owner, group], stdin=data)
+        except CommandFailed as exc:
+            raise CommandFailed(["write", path], exc.exit_code, exc.stderr, exc.stdout) from exc
 
     def read_file(self, path: str) -> bytes | None:
         result = self.run(["cat", "--", path], check=False)
