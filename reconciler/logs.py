@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -11,8 +12,8 @@ import structlog
 from reconciler.sensitive import REDACTOR
 
 
-def _scrub(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-    scrubbed: dict[str, Any] = REDACTOR.scrub_any(event)
+def _scrub(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    scrubbed: dict[str, Any] = REDACTOR.scrub_any(dict(event))
     return scrubbed
 
 
