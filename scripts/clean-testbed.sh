@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Remove test bed containers: everything labelled io.reconciler.testbed=1 (only
+# containers the test bed started; nothing else is touched).
+#   --stale   only those whose starting process (label io.reconciler.testbed.pid) is gone:
+#             safe while other test sessions are running
+#   --images  also remove the test bed images (labelled io.reconciler.testbed.image)
+#   --base    also remove the cached debootstrap base tarball(s)
+set -euo pipefail
+
+stale=0 images=0 base=0
+for arg in "$@"; do
+    case "$arg" in
+        --stale) stale=1 ;;
+        --images) images=1 ;;
+        --base) base=1 ;;
+        -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+        *) echo "unknown option: $arg" >&2; exit 2 ;;
+    esac
+done
+
+ids=()
+while read -r id pid; do
+    [ -n "$id" ] || continue
+    if [ "$stale" -eq 1 ]; then
+        # No pid label: not known to be stale. Live pid: its session may still use it.
+        if [ -z "$pid" ] || kill -0 "$pid" 2>/dev/null; then continue; fi
+    fi
+    ids+=("$id")
+done < <(docker ps -a --filter label=io.reconciler.testbed=1 \
+    --format '{{.ID}} {{.Label "io.reconciler.testbed.pid"}}')
+
+if [ "${#ids[@]}" -gt 0 ]; then
+    echo "removing ${#ids[@]} test bed container(s)"
+    docker rm -f -v "${ids[@]}" >/dev/null
+else
+    echo "no test bed containers to remove"
+fi
+
+if [ "$images" -eq 1 ]; then
+    mapfile -t tags < <(docker image ls --filter label=io.reconciler.testbed.image \
+        --format '{{.Repository}}:{{.Tag}}' | grep '^reconciler-testbed/' || true)
+    if [ "${#tags[@]}" -gt 0 ]; then
+        echo "removing images: ${tags[*]}"
+        docker image rm "${tags[@]}" >/dev/null || true
+    fi
+fi
+if [ "$base" -eq 1 ]; then
+    rm -fv "${RECONCILER_TESTBED_CACHE:-/var/cache/reconciler-testbed}"/base-*.tar
+fi

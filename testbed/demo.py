@@ -1,0 +1,185 @@
+"""The demo (``bash scripts/demo.sh`` runs ``.venv/bin/python -m testbed.demo``).
+
+1. makes sure the Docker engine and the test bed images are there;
+2. starts a throwaway Debian test host (one per host of the spec) and shows it coming up;
+3. runs ``reconcile --version``;
+4. when the CLI has ``plan``: runs ``reconcile plan``, ``reconcile apply`` and a second
+   ``reconcile plan`` against the test host, using a copy of ``specs/servqr`` whose
+   hosts point at the test host (or, without that spec, a tiny spec of its own).
+
+Test hosts are removed at the end, also on Ctrl-C / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from testbed.engine import ensure_docker
+from testbed.hosts import TestHost, cleanup_session, install_signal_handlers, session_id, start_hosts
+from testbed.images import ensure_images
+from testbed.util import REPO_ROOT, TestbedError
+
+DEFAULT_SPEC = REPO_ROOT / "specs" / "servqr"
+
+
+def say(msg: str) -> None:
+    print(f"\n==> {msg}", flush=True)
+
+
+def reconcile_binary() -> str:
+    candidate = Path(sys.executable).parent / "reconcile"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("reconcile")
+    if found is None:
+        raise TestbedError("`reconcile` is not installed; run `bash scripts/setup.sh`")
+    return found
+
+
+def spec_hosts(spec_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The spec file declaring ``hosts:`` and that mapping."""
+    for path in sorted(spec_dir.glob("*.y*ml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        if isinstance(data, dict) and isinstance(data.get("hosts"), dict):
+            return path, data
+    return None
+
+
+def host_entry(host: TestHost, vars_: dict[str, Any] | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "connect": host.ssh_url,
+        "identity_file": str(host.key_path),
+        "known_hosts": str(host.known_hosts_path),
+    }
+    if vars_:
+        entry["vars"] = vars_
+    return entry
+
+
+def prepare_spec(spec: Path, workdir: Path) -> tuple[Path, list[str]]:
+    """Copy ``spec`` to ``workdir`` (same depth below the repo, so relative template
+    paths like ../../examples still resolve); returns (dir, host names)."""
+    shutil.copytree(spec, workdir)
+    found = spec_hosts(workdir)
+    if found is None:
+        raise TestbedError(f"{spec}: no file declares `hosts:`")
+    return workdir, list(found[1]["hosts"])
+
+
+def point_hosts_at(workdir: Path, hosts: dict[str, TestHost]) -> None:
+    found = spec_hosts(workdir)
+    assert found is not None
+    path, data = found
+    for name, host in hosts.items():
+        old = data["hosts"][name] or {}
+        data["hosts"][name] = host_entry(host, old.get("vars"))
+    header = "# Written by testbed/demo.py: the spec's hosts replaced by throwaway test hosts.\n"
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False))
+
+
+def tiny_spec(workdir: Path) -> tuple[Path, list[str]]:
+    workdir.mkdir(parents=True)
+    (workdir / "demo.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "hosts": {"demo": {"connect": "ssh://root@127.0.0.1:22"}},
+                "directories": [{"path": "/opt/demo", "owner": "root", "group": "root", "mode": "0755"}],
+            },
+            sort_keys=False,
+        )
+    )
+    return workdir, ["demo"]
+
+
+def run_reconcile(args: list[str]) -> int:
+    cmd = [reconcile_binary(), *args]
+    print("$ reconcile " + " ".join(args), flush=True)
+    started = time.monotonic()
+    rc = subprocess.run(cmd, check=False).returncode
+    print(f"(exit {rc}, {time.monotonic() - started:.1f}s)", flush=True)
+    return rc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m testbed.demo", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--spec", type=Path, default=DEFAULT_SPEC, help="spec directory (default specs/servqr)"
+    )
+    args = parser.parse_args(argv)
+    install_signal_handlers()
+    t0 = time.monotonic()
+    workdir = REPO_ROOT / ".testbed" / f"demo-{session_id()}"
+    try:
+        say("Docker engine and test bed images")
+        ensure_docker()
+        images = ensure_images()
+        for name, tag in images.as_dict().items():
+            print(f"   {name:9} {tag}")
+
+        reconcile = reconcile_binary()
+        help_text = subprocess.run([reconcile, "--help"], capture_output=True, text=True, check=False).stdout
+        core_ready = "plan" in help_text
+        if core_ready and args.spec.is_dir():
+            workdir, names = prepare_spec(args.spec, workdir)
+            source = f"a copy of {args.spec}"
+        else:
+            workdir, names = tiny_spec(workdir)
+            source = "a tiny demo spec"
+
+        say(f"Starting {len(names)} throwaway test host(s) for {', '.join(names)}")
+        started = time.monotonic()
+        hosts = dict(zip(names, start_hosts(len(names), names=names), strict=True))
+        print(f"   ready in {time.monotonic() - started:.1f}s")
+        for name, host in hosts.items():
+            probe = host.ssh_exec(
+                'echo "$(hostname): systemd $(systemctl is-system-running)"; '
+                "systemctl is-active ssh nginx cron docker | paste -sd' '; "
+                ". /etc/os-release; echo $PRETTY_NAME",
+                check=False,
+            )
+            print(f"   {name}: {host.ssh_url} (container {host.container_name})")
+            for line in probe.stdout.splitlines():
+                print(f"      {line}")
+        point_hosts_at(workdir, hosts)
+
+        say("reconcile --version")
+        run_reconcile(["--version"])
+
+        if not core_ready:
+            say("The core has not landed yet: `reconcile --help` has no `plan` command. Stopping here.")
+            return 0
+
+        say(f"reconcile plan / apply / plan against the test host, with {source} ({workdir})")
+        rc_plan = run_reconcile(["plan", str(workdir)])
+        rc_apply = run_reconcile(["apply", str(workdir)])
+        rc_again = run_reconcile(["plan", "--detailed-exitcode", str(workdir)])
+        say(f"done in {time.monotonic() - t0:.0f}s")
+        print(
+            f"   plan exit {rc_plan}, apply exit {rc_apply}, "
+            f"second plan exit {rc_again} (0 = nothing left to do)"
+        )
+        return 0 if (rc_plan, rc_apply, rc_again) == (0, 0, 0) else 1
+    except TestbedError as exc:
+        print(f"\ndemo failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    finally:
+        with contextlib.suppress(Exception):  # e.g. BrokenPipeError: clean up regardless
+            say("Removing the test host(s)")
+        cleanup_session()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
