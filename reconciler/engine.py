@@ -12,6 +12,7 @@ import functools
 import hashlib
 import heapq
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -226,6 +227,9 @@ class HostSession:
         owned = self.inventory.get(e.address)
         reason = Reason.DRIFT if owned and owned.spec_hash == spec_hash(self.resources[e.address]) \
             else Reason.SPEC_CHANGED
+        if any(f.pending for f in fields) and self.options.replace & self._deps(e, self.resources[e.address]):
+            # Not drift: it uses a value that --replace is about to regenerate.
+            reason = Reason.REQUESTED
         return Change(self.name, e.kind, e.id, provider.action_for(fields), tuple(fields), reason)
 
     def _plan_triggered(self, entries: list[ResourceEntry]) -> None:
@@ -526,10 +530,19 @@ class Engine:
         with ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
             return list(pool.map(fn, names))
 
+    def _check_replace(self) -> None:
+        """A --replace address that names nothing would silently replace nothing."""
+        unknown = sorted(a for a in self.options.replace if a not in self.spec.by_address)
+        if unknown:
+            raise ReconcilerError(f"--replace {', '.join(unknown)}: no such resource in the spec "
+                                  "(write it as kind:id, e.g. secrets:db_password)")
+
     def plan(self, *, lock: bool = False) -> Plan:
         """Observe every host and work out the changes. With ``lock``, each host's lock
         is taken first and held until ``apply`` or ``close``."""
-        plan = Plan(self.spec.path, self.spec.digest, self.options.revision)
+        self._check_replace()
+        # Absolute, so `reconcile apply PLAN` finds the spec from any directory.
+        plan = Plan(os.path.abspath(self.spec.path), self.spec.digest, self.options.revision)
 
         def plan_host(name: str) -> HostPlan:
             session = HostSession(name, self.spec, self.transport(name), self.options)

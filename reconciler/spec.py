@@ -349,7 +349,10 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
         except (OSError, UnicodeDecodeError) as exc:
             diags.error(f"cannot read: {exc}", pos=SourcePos(display, 1, 1))
             continue
-        digest.update(display.encode() + b"\0" + raw + b"\0")
+        # Keyed by the path inside the spec, not as shown from the current directory:
+        # a plan saved in one directory must still match when applied from another.
+        inside = f.relative_to(root).as_posix() if root.is_dir() else f.name
+        digest.update(inside.encode() + b"\0" + raw + b"\0")
         loaded = load_yaml(text, display)
         diags.extend(loaded.diagnostics)
         if loaded.data is not None:
