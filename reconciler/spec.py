@@ -38,10 +38,13 @@ class HostSpec(BaseModel):
 
     connect: str = Field(description='"local", or "ssh://user@host:port".')
     vars: dict[str, VarValue] = Field(default_factory=dict)
-    identity_file: str | None = Field(default=None, description="Private key for SSH (default: agent and ~/.ssh).")
-    known_hosts: str | None = Field(default=None, description="Extra known_hosts file to check host keys against.")
+    identity_file: str | None = Field(
+        default=None, description="Private key for SSH (default: agent and ~/.ssh).")
+    known_hosts: str | None = Field(
+        default=None, description="Extra known_hosts file to check host keys against.")
     host_key: Literal["check", "accept-new"] = Field(
-        default="check", description="accept-new records an unknown host's key; a changed key is always refused.")
+        default="check",
+        description="accept-new records an unknown host's key; a changed key is always refused.")
 
     @field_validator("connect")
     @classmethod
@@ -221,7 +224,8 @@ def _shown_path(loc: tuple[str | int, ...], file_index: FileIndex) -> str:
 # ---------------------------------------------------------------------------------------
 # Validation errors -> diagnostics
 
-def _lookup_pos(positions: Mapping[YPath, SourcePos], loc: Iterable[str | int], fallback: SourcePos) -> SourcePos:
+def _lookup_pos(positions: Mapping[YPath, SourcePos], loc: Iterable[str | int],
+                fallback: SourcePos) -> SourcePos:
     path = tuple(loc)
     while path:
         if path in positions:
@@ -393,6 +397,8 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
     # Top-level vars are substituted before validation, so they may appear in ids
     # (paths, names); host vars are substituted per host, later.
     entries: list[ResourceEntry] = []
+    # Addresses of resources that failed validation (or "kind:*" when the id is unknown):
+    # references to them are not reported as missing, which would be a false alarm.
     unvalidated: set[str] = set()
     for kind, provider in providers.items():
         if kind not in merged or merged[kind] is None:
@@ -411,7 +417,7 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
             try:
                 res = provider.model.model_validate(item)
             except ValidationError as exc:
-                unvalidated.add(kind)
+                unvalidated.add(_address_of_invalid(provider, item))
                 for err in exc.errors():
                     full = (*loc, *_clean_loc(err["loc"]))
                     diags.error(_message(err, model, full), field_path=_shown_path(full, file_index),
@@ -423,22 +429,36 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
                                          file_index.get((kind, index))))
 
     spec = LoadedSpec(str(root), digest.hexdigest(), hosts, global_vars, entries, providers, positions)
-    _check_semantics(spec, diags, check_refs=bool(hosts), unvalidated_kinds=frozenset(unvalidated))
+    _check_semantics(spec, diags, check_refs=bool(hosts), unvalidated=frozenset(unvalidated))
     if diags.has_errors():
         return None, diags
     return spec, diags
 
 
+def _address_of_invalid(provider: Provider[Any], item: Any) -> str:
+    """The address a resource that failed validation would have, when its id can be
+    worked out from the raw data; else ``kind:*``."""
+    try:
+        return f"{provider.kind}:{provider.resource_id(provider.model.model_construct(**item))}"
+    except Exception:  # any missing or malformed field: the id is unknown
+        return f"{provider.kind}:*"
+
+
 def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool = True,
-                     unvalidated_kinds: frozenset[str] = frozenset()) -> None:
+                     unvalidated: frozenset[str] = frozenset()) -> None:
     """Checks across resources: hosts, dependencies, references, duplicates, cycles.
-    ``unvalidated_kinds`` are kinds with a resource that failed validation (so it is
-    missing from ``spec.entries``); references to those kinds are not reported."""
+    ``unvalidated`` holds the addresses (``kind:*`` when the id is unknown) of resources
+    that failed validation, so are missing from ``spec.entries``; references to them
+    are not reported."""
+
+    def invalid(address: str) -> bool:
+        return address in unvalidated or f"{address.partition(':')[0]}:*" in unvalidated
+
     host_names = set(spec.hosts)
     for name in spec.hosts:
         if not NAME.match(name):
-            diags.error("host names may contain letters, digits, '_', '-' and '.'", field_path=f"hosts.{name}",
-                        pos=spec.positions.get(("hosts", name)))
+            diags.error("host names may contain letters, digits, '_', '-' and '.'",
+                        field_path=f"hosts.{name}", pos=spec.positions.get(("hosts", name)))
 
     # Which secrets exist, per host: names are the ids of secret-providing kinds.
     secret_entries = [e for e in spec.entries if spec.providers[e.kind].provides_secrets]
@@ -475,7 +495,7 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
 
         for i, dep in enumerate(res.depends_on):
             # A dependency on a resource that failed validation would be a false alarm.
-            if dep not in spec.by_address and dep.partition(":")[0] not in unvalidated_kinds:
+            if dep not in spec.by_address and not invalid(dep):
                 fp, pos = at("depends_on", i)
                 diags.error(f"depends on {dep!r}, which the spec does not define (write it as kind:id, "
                             f"e.g. {entry.address})", field_path=fp, pos=pos)
@@ -488,9 +508,10 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
                     missing = [h for h in targets if ref.name not in spec.host_vars(h)]
                     if missing:
                         diags.error(f"unresolved variable ${{{ref.name}}} on host(s) {', '.join(missing)}",
-                                    field_path=fp, pos=pos, hint="define it under hosts.NAME.vars or top-level vars")
-                elif not unvalidated_kinds & {e_kind for e_kind, prov in spec.providers.items()
-                                              if prov.provides_secrets}:
+                                    field_path=fp, pos=pos,
+                                    hint="define it under hosts.NAME.vars or top-level vars")
+                elif not any(invalid(f"{k}:{ref.name}") for k, p in spec.providers.items()
+                             if p.provides_secrets):
                     for h in targets:
                         if not any(s.id == ref.name and spec.applies_to(s, h) for s in secret_entries):
                             diags.error(f"unresolved secret ${{secret:{ref.name}}}: no secret named "
