@@ -14,8 +14,9 @@ _MODE = re.compile(r"^0?[0-7]{3,4}$")
 
 def _mode(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
-        raise ValueError(f'mode must be a quoted octal string such as "0750", got the number {value} '
-                         "(YAML reads an unquoted 0750 as a number)")
+        # YAML 1.1 reads an unquoted 0750 as the octal number 488: show both readings.
+        raise ValueError(f'mode must be a quoted octal string such as "0750"; YAML read this unquoted '
+                         f"mode as the number {value} (octal 0{value:o}), so quote it")
     if isinstance(value, str) and not _MODE.match(value):
         raise ValueError(f'mode must be an octal string such as "0644" or "2750", got {value!r}')
     return value
