@@ -7,27 +7,48 @@ own ``FieldChange`` values at this boundary.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from deepdiff import DeepDiff
 
 from reconciler.plan import FieldChange
-from reconciler.sensitive import KnownAfterApply
-
-_PATH_PART = re.compile(r"\[('(?:[^'\\]|\\.)*'|\d+)\]")
+from reconciler.sensitive import KnownAfterApply, Sensitive
 
 
-def _dotted(deepdiff_path: str) -> str:
-    out = ""
-    for m in _PATH_PART.finditer(deepdiff_path):
-        token = m.group(1)
-        if token.startswith("'"):
-            key = token[1:-1]
-            out = f"{out}.{key}" if out else key
-        else:
-            out += f"[{token}]"
-    return out
+def _plain(value: Any) -> Any:
+    """``value`` with Sensitive strings as plain ones: a secret in the spec equals the
+    same text observed on the host (deepdiff would report the type difference)."""
+    if isinstance(value, Sensitive):
+        return value.reveal()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _field(path: str, old: Any, new: Any) -> FieldChange:
+    """A field change; the old value of a field the spec holds as a secret is a secret too."""
+    if isinstance(new, Sensitive) and isinstance(old, str) and not isinstance(old, Sensitive):
+        old = Sensitive(old)
+    return FieldChange(path, old, new)
+
+
+def _changed_keys(have: dict[Any, Any], want: dict[Any, Any]) -> list[Any]:
+    """Top-level keys of two dicts whose values differ, in the desired dict's order and
+    then the removed ones. deepdiff's tree view gives each difference's path as a list
+    of real keys, so keys with dots, quotes or brackets (``traefik.http.routers``,
+    ``it's``) and non-string keys are kept intact."""
+    changed: set[Any] = set()
+    # Types are compared strictly, so true -> 1 is a change, as at the top level.
+    report = DeepDiff(_plain(have), _plain(want), view="tree")
+    for levels in report.values():
+        for level in levels:
+            path = level.path(output_format="list")
+            if path:
+                changed.add(path[0])
+    ordered = [k for k in want if k in changed] + [k for k in have if k in changed and k not in want]
+    return ordered
 
 
 def diff_states(desired: dict[str, Any], actual: dict[str, Any] | None) -> list[FieldChange]:
@@ -45,18 +66,10 @@ def diff_states(desired: dict[str, Any], actual: dict[str, Any] | None) -> list[
             changes.append(FieldChange(key, have, want))
             continue
         if isinstance(want, dict) and isinstance(have, dict):
-            dd = DeepDiff(have, want, verbose_level=2)
-            seen: set[str] = set()
-            for report in dd.values():
-                paths = report.keys() if isinstance(report, dict) else report
-                for p in paths:
-                    sub = _dotted(str(p)).split("[", 1)[0].split(".", 1)[0]
-                    if sub in seen:
-                        continue
-                    seen.add(sub)
-                    changes.append(FieldChange(f"{key}.{sub}", have.get(sub), want.get(sub)))
+            changes.extend(_field(f"{key}.{sub}", have.get(sub), want.get(sub))
+                           for sub in _changed_keys(have, want))
             continue
         # bool is an int in Python; True must still differ from 1 in a plan.
         if have != want or isinstance(have, bool) != isinstance(want, bool):
-            changes.append(FieldChange(key, have, want))
+            changes.append(_field(key, have, want))
     return changes
