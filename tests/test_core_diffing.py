@@ -33,7 +33,8 @@ def test_changed_field_reports_old_and_new() -> None:
 
 
 def test_missing_observed_field_is_a_change_from_none() -> None:
-    assert diff_states({"content": "sha256:ab"}, {"mode": "0644"}) == [FieldChange("content", None, "sha256:ab")]
+    assert diff_states({"content": "sha256:ab"}, {"mode": "0644"}) == [
+        FieldChange("content", None, "sha256:ab")]
 
 
 def test_nested_dict_is_reported_per_key_including_removed_keys() -> None:

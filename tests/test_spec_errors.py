@@ -9,6 +9,7 @@ stop before any host is touched.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -30,10 +31,10 @@ CASES = {
     "wrong_type": "spec.yaml:5:5: files[0].content: expected a string, got integer 5",
     "bad_mode": "spec.yaml:5:5: directories[0].mode: mode must be an octal string such as \"0644\" or "
                 "\"2750\", got 'rwxr-x---'",
-    "unquoted_mode": "spec.yaml:5:5: directories[0].mode: mode must be a quoted octal string such as \"0750\"; "
-                     "YAML read this unquoted mode as the number 488 (octal 0750), so quote it",
-    "duplicate_id": "more.yaml:4:5: files[1]: files:/srv/app/a.conf is defined twice (also at hosts.yaml:4:5) "
-                    "(hint: give each a distinct id, or limit them to different hosts)",
+    "unquoted_mode": "spec.yaml:5:5: directories[0].mode: mode must be a quoted octal string such as "
+                     "\"0750\"; YAML read this unquoted mode as the number 488 (octal 0750), so quote it",
+    "duplicate_id": "more.yaml:4:5: files[1]: files:/srv/app/a.conf is defined twice (also at "
+                    "hosts.yaml:4:5) (hint: give each a distinct id, or limit them to different hosts)",
     "unresolved_var": "spec.yaml:7:5: files[0].content: unresolved variable ${domain} on host(s) web "
                       "(hint: define it under hosts.NAME.vars or top-level vars)",
     "unresolved_secret": "spec.yaml:8:5: files[0].content: unresolved secret ${secret:db_pasword}: no secret "
@@ -72,14 +73,13 @@ def test_bad_spec_is_reported_with_position(case: str, monkeypatch: pytest.Monke
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_validate_reports_the_same(case: str, monkeypatch: pytest.MonkeyPatch,
                                    capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_in_process(BAD_SPECS / case, monkeypatch, capsys, "validate", ".")
+    code, _, err = run_in_process(BAD_SPECS / case, monkeypatch, capsys, "validate", ".")
     assert code == 1
     assert err.splitlines() == (BAD_SPECS / case / "expected.txt").read_text().splitlines()
 
 
-def test_validate_json_gives_positions(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import json
-
+def test_validate_json_gives_positions(monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_in_process(BAD_SPECS / "unknown_host", monkeypatch, capsys, "validate", "--output",
                                   "json", ".")
     assert code == 1
