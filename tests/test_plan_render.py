@@ -17,7 +17,7 @@ from reconciler.diagnostics import Diagnostic
 from reconciler.engine import ApplyReport, ChangeOutcome, HostReport, Status
 from reconciler.plan import Action, Change, FieldChange, HostPlan, Plan, Reason
 from reconciler.render import render_plan, render_report
-from reconciler.sensitive import KNOWN_AFTER_APPLY, Sensitive
+from reconciler.sensitive import KNOWN_AFTER_APPLY, REDACTOR, Sensitive
 
 GOLDEN = Path(__file__).parent / "fixtures" / "core" / "render"
 SECRET = "golden-secret-value-9f1c2e"
@@ -36,12 +36,14 @@ def sample_plan() -> Plan:
             FieldChange("type", None, "directory"), FieldChange("owner", None, "root"),
             FieldChange("mode", None, "0750")), Reason.ABSENT),
         Change("web", "files", "/srv/app/db.conf", Action.CREATE, (
-            FieldChange("content", None, KNOWN_AFTER_APPLY), FieldChange("mode", None, "0640")), Reason.ABSENT),
+            FieldChange("content", None, KNOWN_AFTER_APPLY), FieldChange("mode", None, "0640")),
+            Reason.ABSENT),
         Change("web", "files", "/srv/app/app.conf", Action.UPDATE, (
             FieldChange("content", "sha256:" + "a" * 64, "sha256:" + "b" * 64),
             FieldChange("mode", "0600", "0644")), Reason.DRIFT),
         Change("web", "files", "/srv/app/secret.env", Action.UPDATE, (
-            FieldChange("content", Sensitive("sha256:" + "c" * 64), Sensitive(SECRET)),), Reason.SPEC_CHANGED),
+            FieldChange("content", Sensitive("sha256:" + "c" * 64), Sensitive(SECRET)),),
+            Reason.SPEC_CHANGED),
         Change("web", "containers", "api", Action.UPDATE, (
             FieldChange("env.DB_HOST", "db1", "db2"), FieldChange("env.OLD", "x", None),
             FieldChange("labels.traefik.enable", None, "true")), Reason.SPEC_CHANGED),
@@ -101,8 +103,6 @@ def test_apply_report_matches_golden() -> None:
         ]),
         HostReport("cache", error="ssh://root@127.0.0.1:1: cannot connect: [Errno 111] Connection refused"),
     ])
-    from reconciler.sensitive import REDACTOR
-
     REDACTOR.register(SECRET)
     text = render_report(report)
     golden("report.txt", text)
