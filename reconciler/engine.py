@@ -542,7 +542,8 @@ class Engine:
         is taken first and held until ``apply`` or ``close``."""
         self._check_replace()
         # Absolute, so `reconcile apply PLAN` finds the spec from any directory.
-        plan = Plan(os.path.abspath(self.spec.path), self.spec.digest, self.options.revision)
+        plan = Plan(os.path.abspath(self.spec.path), self.spec.digest, self.options.revision,
+                    diagnostics=list(self.spec.warnings))
 
         def plan_host(name: str) -> HostPlan:
             session = HostSession(name, self.spec, self.transport(name), self.options)

@@ -18,7 +18,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from reconciler.diagnostics import Diagnostics, SourcePos, format_path
+from reconciler.diagnostics import Diagnostic, Diagnostics, SourcePos, format_path
 from reconciler.interpolate import NAME, references, substitute_vars, walk_strings
 from reconciler.provider import Provider, Resource, load_providers
 from reconciler.yamlpos import Path as YPath
@@ -88,6 +88,8 @@ class LoadedSpec:
     entries: list[ResourceEntry]
     providers: dict[str, Provider[Any]]
     positions: dict[YPath, SourcePos] = field(default_factory=dict)
+    # Warnings found while loading (errors stop the load); plans carry them in their JSON.
+    warnings: list[Diagnostic] = field(default_factory=list)
 
     def host_vars(self, host: str) -> dict[str, str]:
         merged = {"host": host, **self.vars}
@@ -432,6 +434,7 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
     _check_semantics(spec, diags, check_refs=bool(hosts), unvalidated=frozenset(unvalidated))
     if diags.has_errors():
         return None, diags
+    spec.warnings = diags.warnings
     return spec, diags
 
 
