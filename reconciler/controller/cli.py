@@ -1,9 +1,202 @@
-"""PLACEHOLDER: controller subcommands, being written."""
+"""Controller subcommands: ``watch``, ``status``, ``history`` and ``install-service``.
+
+Loaded through the ``reconciler.commands`` entry point (``register(subparsers)``).
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
 from typing import Any
+
+from reconciler.cli import EXIT_ERROR, EXIT_OK
+from reconciler.cli import _common as add_log_options
+from reconciler.controller.config import (
+    DEFAULT_STATE_DIR,
+    ControllerConfig,
+    default_config_path,
+    load_config,
+)
+from reconciler.controller.report import render_history, render_status
+from reconciler.controller.state import StateStore
+
+# (dest, flag, type, help) of every setting that watch and install-service share.
+_SETTINGS: list[tuple[str, str, Any, str]] = [
+    ("repo", "--repo", str, "git URL or local path of the spec repository"),
+    ("branch", "--branch", str, "branch to follow (default main)"),
+    ("path", "--path", str, "spec directory or file inside the repository (default: the root)"),
+    ("interval", "--interval", str, "fetch interval, e.g. 30s (default 30s)"),
+    ("drift_interval", "--drift-interval", str, "plan-again interval to find drift (default 60s)"),
+    ("listen", "--listen", str, "address of /healthz, /metrics, /hooks/git (default 127.0.0.1:9109; off)"),
+    ("webhook_secret_file", "--webhook-secret-file", str,
+     "file with the shared secret for POST /hooks/git (or set $RECONCILER_WEBHOOK_SECRET)"),
+    ("allowed_signers", "--allowed-signers", str, "ssh allowed_signers file trusted for commit signatures"),
+    ("gpg_home", "--gpg-home", str, "GNUPGHOME with the OpenPGP keys trusted for commit signatures"),
+    ("drift_correction", "--drift-correction", str,
+     "when to correct drift: windows (default: when the sync windows allow), always, never"),
+    ("health_grace", "--health-grace", str,
+     "how long an applied revision has to become healthy (default 30s)"),
+    ("timezone", "--timezone", str, "time zone of the sync windows' cron expressions (default UTC)"),
+]
+_SWITCHES: list[tuple[str, str, bool, str]] = [
+    ("require_signed", "--require-signed", True, "refuse commits without a trusted signature"),
+    ("watch_local", "--no-watch-local", False,
+     "do not watch a local repository (fetch on the interval only)"),
+    ("watch_events", "--no-watch-events", False,
+     "no file or Docker event watching (drift on the interval only)"),
+]
+
+
+def _state_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-dir", metavar="DIR",
+                        help=f"the controller's state directory (default {DEFAULT_STATE_DIR})")
+
+
+def _settings_options(parser: argparse.ArgumentParser) -> None:
+    _state_dir_option(parser)
+    parser.add_argument("--config", metavar="FILE",
+                        help="controller.yaml with these settings, sync windows and health checks "
+                             "(default: STATE_DIR/controller.yaml when present); flags win")
+    for dest, flag, kind, text in _SETTINGS:
+        parser.add_argument(flag, dest=dest, type=kind, metavar=dest.upper().split("_")[-1], help=text)
+    for dest, flag, value, text in _SWITCHES:
+        parser.add_argument(flag, dest=dest, action="store_const", const=value, default=None, help=text)
 
 
 def register(subparsers: Any) -> None:
-    return None
+    p = subparsers.add_parser("watch", help="GitOps controller: follow a git branch and keep the hosts on it",
+                              description="Fetch the branch on an interval, on a webhook and at once for a "
+                                          "local repository; validate, plan and apply each new commit; roll "
+                                          "back failures; correct drift between commits.")
+    _settings_options(p)
+    p.add_argument("--once", action="store_true", help="one pass (fetch, apply, drift check), then exit")
+    add_log_options(p)
+    p.set_defaults(func=cmd_watch)
+
+    p = subparsers.add_parser("status", help="what the controller applied last, its last error, "
+                                              "pending drift")
+    _state_dir_option(p)
+    p.add_argument("--output", choices=["text", "json"], default="text")
+    add_log_options(p)
+    p.set_defaults(func=cmd_status)
+
+    p = subparsers.add_parser("history", help="the controller's runs: commits applied, refused, "
+                                               "rolled back, drift corrected")
+    _state_dir_option(p)
+    p.add_argument("--limit", type=int, default=20, metavar="N",
+                   help="the last N entries (default 20; 0 = all)")
+    p.add_argument("--output", choices=["text", "json"], default="text")
+    add_log_options(p)
+    p.set_defaults(func=cmd_history)
+
+    p = subparsers.add_parser("install-service", help="install and start the controller as a systemd service")
+    _settings_options(p)
+    p.add_argument("--unit-name", default="reconciler-controller.service", help="systemd unit name")
+    p.add_argument("--no-start", action="store_true", help="write and enable the unit, do not (re)start it")
+    p.add_argument("--print", action="store_true", dest="print_only", help="print the unit; change nothing")
+    add_log_options(p)
+    p.set_defaults(func=cmd_install_service)
+
+
+def _state_dir(args: argparse.Namespace) -> str:
+    return str(args.state_dir or DEFAULT_STATE_DIR)
+
+
+def _config(args: argparse.Namespace) -> ControllerConfig:
+    state_dir = _state_dir(args)
+    overrides: dict[str, Any] = {dest: getattr(args, dest) for dest, *_ in [*_SETTINGS, *_SWITCHES]}
+    grace = overrides.pop("health_grace")
+    if grace is not None:
+        overrides["health"] = {"grace": grace}
+    overrides["state_dir"] = state_dir
+    return load_config(args.config or default_config_path(state_dir), overrides)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from reconciler.controller.loop import Controller
+
+    config = _config(args)
+    controller = Controller(config)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        controller.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return controller.run(once=args.once)
+
+
+def _read_status(args: argparse.Namespace) -> Any:
+    store = StateStore(Path(_state_dir(args)))
+    status = store.read_status()
+    if status is None:
+        print(f"error: no controller state in {store.root} "
+              f"(has `reconcile watch --state-dir {store.root}` run?)", file=sys.stderr)
+    return status
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = _read_status(args)
+    if status is None:
+        return EXIT_ERROR
+    if args.output == "json":
+        print(json.dumps(status.to_json(), indent=2))
+    else:
+        print(render_status(status))
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    store = StateStore(Path(_state_dir(args)))
+    if not store.root.is_dir():
+        print(f"error: no controller state in {store.root}", file=sys.stderr)
+        return EXIT_ERROR
+    entries = store.read_history(max(0, args.limit) or None)
+    if args.output == "json":
+        print(json.dumps(entries, indent=2))
+    else:
+        print(render_history(entries))
+    return EXIT_OK
+
+
+def watch_argv(args: argparse.Namespace, config: ControllerConfig) -> list[str]:
+    """The ``reconcile watch`` arguments the service runs with: the flags given here,
+    with paths made absolute (the service's working directory is /)."""
+    argv = ["watch", "--state-dir", str(Path(config.state_dir).resolve())]
+    if args.config:
+        argv += ["--config", str(Path(args.config).resolve())]
+    for dest, flag, _kind, _text in _SETTINGS:
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        if dest in ("repo", "webhook_secret_file", "allowed_signers", "gpg_home") and os.path.exists(value):
+            value = str(Path(value).resolve())
+        argv += [flag, str(value)]
+    for dest, flag, _value, _text in _SWITCHES:
+        if getattr(args, dest) is not None:
+            argv.append(flag)
+    return [*argv, "--log-format", "json"]
+
+
+def cmd_install_service(args: argparse.Namespace) -> int:
+    from reconciler.controller import service
+
+    config = _config(args)  # refuse bad settings now, not in a restart loop
+    config.webhook_secret(os.environ)
+    exec_argv = [*service.reconcile_executable(), *watch_argv(args, config)]
+    unit = service.render_unit(exec_argv, repo=config.repo, state_dir=str(Path(config.state_dir).resolve()))
+    if args.print_only:
+        print(unit, end="")
+        return EXIT_OK
+    Path(config.state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = service.install(unit, unit_name=args.unit_name, start=not args.no_start)
+    action = "enabled" if args.no_start else "enabled and started"
+    print(f"Installed {path}; {args.unit_name} is {action}.\n"
+          f"  status:  reconcile status --state-dir {config.state_dir}\n"
+          f"  logs:    journalctl -u {args.unit_name}")
+    return EXIT_OK

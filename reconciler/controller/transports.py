@@ -1,0 +1,138 @@
+"""Long-lived transports for the controller, which also tell transient faults apart.
+
+The engine catches host errors and reports them as text, which cannot say
+whether retrying may help. The controller hands the engine these wrappers
+instead: each remembers the ``TransportError`` / ``LockBusy`` it saw during the
+current run, which makes the run's failure transient (retry with backoff)
+rather than terminal. They also outlive a single engine run, so the SSH
+connection is reused by every drift check instead of reconnecting each minute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from reconciler.engine import make_transport
+from reconciler.errors import LockBusy, TransportError
+from reconciler.spec import HostSpec, LoadedSpec
+from reconciler.transport.base import CommandResult, HostLock, Transport
+
+if TYPE_CHECKING:
+    import docker
+
+_TRANSIENT = (TransportError, LockBusy)
+
+
+class PooledTransport(Transport):
+    """Delegates to a real transport; records transient faults; ``close`` keeps it open."""
+
+    def __init__(self, inner: Transport) -> None:
+        super().__init__(inner.host_name)
+        self.inner = inner
+        self._faults: list[BaseException] = []
+        self._faults_lock = threading.Lock()
+
+    def _fault(self, exc: BaseException) -> None:
+        with self._faults_lock:
+            self._faults.append(exc)
+
+    def take_faults(self) -> list[BaseException]:
+        with self._faults_lock:
+            faults, self._faults = self._faults, []
+        return faults
+
+    @property
+    def description(self) -> str:
+        return self.inner.description
+
+    def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = 300,
+            check: bool = True) -> CommandResult:
+        self._count()
+        try:
+            return self.inner.run(argv, stdin=stdin, timeout=timeout, check=check)
+        except _TRANSIENT as exc:
+            self._fault(exc)
+            raise
+
+    def write_file(self, path: str, data: bytes, *, mode: str = "0644", owner: str = "root",
+                   group: str = "root") -> None:
+        try:
+            self.inner.write_file(path, data, mode=mode, owner=owner, group=group)
+        except _TRANSIENT as exc:
+            self._fault(exc)
+            raise
+
+    def read_file(self, path: str) -> bytes | None:
+        try:
+            return self.inner.read_file(path)
+        except _TRANSIENT as exc:
+            self._fault(exc)
+            raise
+
+    def lock(self, wait_seconds: float) -> HostLock:
+        try:
+            return self.inner.lock(wait_seconds)
+        except _TRANSIENT as exc:
+            self._fault(exc)
+            raise
+
+    def probe_new_connection(self, timeout: float = 10) -> bool:
+        return self.inner.probe_new_connection(timeout)
+
+    def docker_client(self) -> docker.DockerClient:
+        try:
+            return self.inner.docker_client()
+        except _TRANSIENT as exc:
+            self._fault(exc)
+            raise
+
+    def close(self) -> None:
+        """Kept open for the next run; the pool closes it (``shutdown``)."""
+
+    def shutdown(self) -> None:
+        self.inner.close()
+
+    def reachable(self) -> bool:
+        """Can a trivial command run on the host right now?"""
+        try:
+            self.inner.run(["true"], timeout=15)
+        except TransportError:
+            return False
+        except Exception:
+            return True  # it answered, even if oddly
+        return True
+
+
+def _key(spec: HostSpec) -> tuple[str, str | None, str | None, str]:
+    return (spec.connect, spec.identity_file, spec.known_hosts, spec.host_key)
+
+
+class TransportPool:
+    """One pooled transport per host, replaced when the host's connection settings change."""
+
+    def __init__(self) -> None:
+        self._pool: dict[str, tuple[tuple[str, str | None, str | None, str], PooledTransport]] = {}
+
+    def for_spec(self, spec: LoadedSpec) -> dict[str, PooledTransport]:
+        out: dict[str, PooledTransport] = {}
+        for name, host in spec.hosts.items():
+            key = _key(host)
+            current = self._pool.get(name)
+            if current is None or current[0] != key:
+                if current is not None:
+                    current[1].shutdown()
+                current = (key, PooledTransport(make_transport(name, spec)))
+                self._pool[name] = current
+            current[1].take_faults()  # a new run starts with a clean slate
+            out[name] = current[1]
+        return out
+
+    def close(self) -> None:
+        for _settings, transport in self._pool.values():
+            # Closing a broken connection must not stop the shutdown.
+            with contextlib.suppress(Exception):
+                transport.shutdown()
+        self._pool.clear()
