@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
 from providers.nginx_host import (
@@ -56,6 +56,7 @@ _IP = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 RUNNING = "running"
 RELOAD_PENDING = "reload pending"
 PRESENT = "present"
+NO_LINK = ("none", "conf.d")
 
 
 def _self_signed(site: NginxSite) -> bool:
@@ -89,6 +90,29 @@ def _nginx_error(exc: CommandFailed, what: str) -> ApplyError:
 
 def digest(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def site_states(facts: NginxFacts, ids: Sequence[str], with_secrets: Set[str] = frozenset()) -> dict[
+        str, State | None]:
+    """Each site's state from the observed facts (None: no site file and no link).
+    ``with_secrets``: sites whose text embeds a secret; their hash is shown as sensitive."""
+    out: dict[str, State | None] = {}
+    for rid in ids:
+        site = facts.sites.get(rid)
+        if not facts.installed or site is None or (site.sha256 is None and site.link_kind in NO_LINK):
+            out[rid] = None
+            continue
+        service = facts.service  # inactive, failed, ...
+        if facts.running:
+            service = RELOAD_PENDING if site.reload_pending else RUNNING
+        state: State = {"content": site.sha256, "enabled": site.enabled, "nginx": service,
+                        "path": site_path(facts.layout, rid), "managed": site.owned}
+        if site.key_pair is not None:
+            state["key_pair"] = site.key_pair
+        if rid in with_secrets:
+            state["content"] = Sensitive(site.sha256 or "")
+        out[rid] = state
+    return out
 
 
 class NginxSitesProvider(Provider[NginxSite]):
@@ -139,26 +163,8 @@ class NginxSitesProvider(Provider[NginxSite]):
             args += [rid, crt, key]
         facts = parse_observation(ctx.transport.run(["sh", "-c", OBSERVE, "reconciler", *args]).out)
         ctx.scratch[_FACTS] = facts
-        out: dict[str, State | None] = {}
-        for rid in ids:
-            site = facts.sites.get(rid)
-            absent = site is None or (site.sha256 is None and site.link_kind in ("none", "conf.d"))
-            if not facts.installed or site is None or absent:
-                out[rid] = None
-                continue
-            if not facts.running:
-                service = facts.service
-            else:
-                service = RELOAD_PENDING if site.reload_pending else RUNNING
-            state: State = {"content": site.sha256, "enabled": site.enabled, "nginx": service,
-                            "path": site_path(facts.layout, rid), "managed": site.owned}
-            if site.key_pair is not None:
-                state["key_pair"] = site.key_pair
-            res = resources.get(rid)
-            if res is not None and "${secret:" in render_site(res):
-                state["content"] = Sensitive(site.sha256 or "")
-            out[rid] = state
-        return out
+        with_secrets = {rid for rid, res in resources.items() if "${secret:" in render_site(res)}
+        return site_states(facts, ids, with_secrets)
 
     def unmanaged(self, ctx: HostContext, observed: Mapping[str, State | None]) -> list[str]:
         facts = ctx.scratch.get(_FACTS)

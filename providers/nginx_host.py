@@ -204,6 +204,12 @@ if ! running; then
   echo started; exit 0
 fi
 before=" $(workers | tr '\n' ' ') "
+log=/var/log/nginx/error.log
+log_size=$(stat -c %s "$log" 2>/dev/null || echo 0)
+new_errors() {  # what the master logged since the reload, without timestamps and pids
+  tail -c +$((log_size + 1)) "$log" 2>/dev/null | grep -F '[emerg]' \
+    | sed -E 's/^[0-9/]+ [0-9:]+ (\[[a-z]+\]) [0-9]+#[0-9]+: /\1 /' | uniq
+}
 if [ $systemd = 1 ]; then out=$(systemctl reload nginx 2>&1); else out=$(nginx -s reload 2>&1); fi || {
   printf 'nginx reload failed: %s\n' "$out" >&2
   [ $systemd = 0 ] || journalctl -u nginx -n 8 --no-pager -o cat >&2 2>/dev/null
@@ -213,11 +219,15 @@ while [ $i -lt 150 ]; do
   for pid in $(workers); do
     case "$before" in *" $pid "*) ;; *) rm -f -- PENDING_DIR/*; echo reloaded; exit 0 ;; esac
   done
+  # The master logs [emerg] and keeps the old configuration; a failed bind() is retried
+  # for a few seconds and ends with "still could not bind()".
+  last=$(new_errors | tail -n 1)
+  case "$last" in ""|*"bind() to "*" failed"*) ;; *) break ;; esac
   sleep 0.1; i=$((i + 1))
 done
-echo "nginx was told to reload but kept its old workers for 15 s, so it still serves the old" \
-  "configuration; error.log says:" >&2
-tail -n 5 /var/log/nginx/error.log >&2 2>/dev/null
+echo "nginx did not take the new configuration and still serves the old one:" >&2
+errors=$(new_errors | tail -n 5)
+printf '%s\n' "${errors:-(no new [emerg] lines in $log; no new worker processes within 15 s)}" >&2
 exit 1
 """
 

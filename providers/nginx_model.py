@@ -33,6 +33,7 @@ LOCATION_MODIFIERS = ("=", "~", "~*", "^~")
 # Characters that end or open a directive: never allowed in a modelled value.
 _UNSAFE = re.compile(r"[;{}\n\r\0]")
 _HAS_SPACE = re.compile(r"\s")
+_LINE_BREAK = re.compile(r"[\n\r\0]")
 
 DEFAULT_HSTS_MAX_AGE = 31536000  # one year, the value hstspreload.org asks for
 RESERVED_SITE_NAMES = frozenset({"default"})
@@ -223,7 +224,8 @@ def _tls(site: NginxSite, tls: TLS) -> list[Issue]:
     if not tls.listen:
         issues.append(Issue(("tls", "listen"), "a TLS site needs at least one TLS port"))
     issues += _listen(tls.listen, ("tls", "listen"))
-    overlap = {str(p) for p in tls.listen} & {str(p) for p in (site.listen or [])}
+    plain = [80] if site.listen is None else site.listen
+    overlap = {str(p) for p in tls.listen} & {str(p) for p in plain}
     if overlap:
         both = ", ".join(sorted(overlap))
         issues.append(Issue(("tls", "listen"), f"{both} is both a plain and a TLS port"))
@@ -259,7 +261,10 @@ def _upstreams(site: NginxSite) -> list[Issue]:
 
 
 def _location(site: NginxSite, loc: Location, path: Path) -> list[Issue]:
-    issues = _directive_value(loc.path, (*path, "path"), "path")
+    # The pattern is rendered quoted when it needs to be, so a regex may use {n} and ';'.
+    issues: list[Issue] = []
+    if _LINE_BREAK.search(loc.path):
+        issues.append(Issue((*path, "path"), "path must not contain line breaks"))
     modifier, _, rest = loc.path.partition(" ")
     if modifier in LOCATION_MODIFIERS:
         if not rest.strip():

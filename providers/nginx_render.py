@@ -237,8 +237,7 @@ def _gzip(setting: bool | Gzip) -> list[str]:
     settings = setting if isinstance(setting, Gzip) else Gzip()
     lines = ["gzip on;", "gzip_vary on;", f"gzip_comp_level {settings.level};",
              f"gzip_min_length {settings.min_length};"]
-    if settings.proxied:
-        lines.append("gzip_proxied any;")
+    lines.append("gzip_proxied " + ("any;" if settings.proxied else "off;"))
     if settings.types:
         lines.append("gzip_types " + " ".join(settings.types) + ";")
     return lines

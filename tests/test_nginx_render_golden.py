@@ -1,0 +1,67 @@
+"""Rendering an nginx site is pure: each spec under tests/fixtures/nginx/render/NAME.yaml
+renders to exactly NAME.conf. The same files are loaded by a real nginx in
+test_nginx_golden_configs_pass_nginx_t.py, so a golden file cannot be wrong nginx.
+
+After an intended change in rendering, regenerate with
+``RECONCILER_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_nginx_render_golden.py`` and
+read the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from providers.nginx_model import NginxSite, validate_site
+from providers.nginx_render import HEADER_PREFIX, ident, render_site
+
+FIXTURES = Path(__file__).parent / "fixtures" / "nginx" / "render"
+CASES = sorted(p.stem for p in FIXTURES.glob("*.yaml"))
+
+
+def load_site(case: str) -> NginxSite:
+    return NginxSite.model_validate(yaml.safe_load((FIXTURES / f"{case}.yaml").read_text()))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_spec_renders_to_golden_file(case: str) -> None:
+    site = load_site(case)
+    assert validate_site(site) == []
+    text = render_site(site)
+    golden = FIXTURES / f"{case}.conf"
+    if os.environ.get("RECONCILER_UPDATE_GOLDEN") == "1":
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
+def test_fixtures_exist() -> None:
+    assert len(CASES) >= 5, CASES
+    assert all((FIXTURES / f"{case}.conf").is_file() for case in CASES)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_rendered_file_starts_with_the_ownership_header(case: str) -> None:
+    text = render_site(load_site(case))
+    assert text.startswith(f"{HEADER_PREFIX} (nginx_sites:{load_site(case).name}).")
+
+
+def test_upstreams_and_zones_are_prefixed_per_site() -> None:
+    """Two sites may both have an upstream called backend: nginx names are global."""
+    one = NginxSite.model_validate({
+        "name": "one", "upstreams": {"backend": {"servers": ["127.0.0.1:1"]}},
+        "locations": [{"path": "/", "proxy_pass": "backend",
+                       "rate_limit": {"requests_per_minute": 10}}]})
+    two = one.model_copy(update={"name": "two"})
+    text_one, text_two = render_site(one), render_site(two)
+    assert "upstream backend.one {" in text_one and "proxy_pass http://backend.one;" in text_one
+    assert "upstream backend.two {" in text_two
+    assert "zone=one_root:10m" in text_one and "zone=two_root:10m" in text_two
+
+
+def test_ident_keeps_distinct_names_distinct() -> None:
+    assert ident("shop") == "shop"
+    assert ident("a-b") != ident("a_b")
+    assert ident("a-b").startswith("a_b_")
