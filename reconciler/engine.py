@@ -213,9 +213,17 @@ class HostSession:
 
     def _change_for(self, e: ResourceEntry, provider: Provider[Any], desired: State,
                     actual: State | None) -> Change | None:
+        def unchanged_spec() -> bool:
+            """Applied from this very spec before: a difference now is drift (a call, as
+            hashing every resource would slow down a no-op plan)."""
+            owned = self.inventory.get(e.address)
+            return owned is not None and owned.spec_hash == spec_hash(self.resources[e.address])
+
         if actual is None:
+            # Gone although the reconciler applied this very spec before: deleted by hand.
+            reason = Reason.DRIFT if unchanged_spec() else Reason.ABSENT
             return Change(self.name, e.kind, e.id, Action.CREATE,
-                          tuple(FieldChange(k, None, v) for k, v in desired.items()), Reason.ABSENT)
+                          tuple(FieldChange(k, None, v) for k, v in desired.items()), reason)
         if e.address in self.options.replace:
             if provider.provides_secrets:
                 self.ctx.secrets.pop(e.id, None)  # dependents will see the new value
@@ -224,9 +232,7 @@ class HostSession:
         fields = provider.compare(desired, actual)
         if not fields:
             return None
-        owned = self.inventory.get(e.address)
-        reason = Reason.DRIFT if owned and owned.spec_hash == spec_hash(self.resources[e.address]) \
-            else Reason.SPEC_CHANGED
+        reason = Reason.DRIFT if unchanged_spec() else Reason.SPEC_CHANGED
         if any(f.pending for f in fields) and self.options.replace & self._deps(e, self.resources[e.address]):
             # Not drift: it uses a value that --replace is about to regenerate.
             reason = Reason.REQUESTED
