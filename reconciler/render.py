@@ -48,7 +48,10 @@ def show_value(value: Any) -> str:
 
 def _field_line(f: FieldChange, action: Action, width: int, paint: Painter) -> str:
     name = f.path.ljust(width)
-    if action is Action.CREATE or f.old is None and f.new is not None:
+    # A field that goes away is a removal even inside a create (e.g. a file a new
+    # retention rule will delete); otherwise it would read "+ name = null".
+    removed = f.new is None and f.old is not None
+    if (action is Action.CREATE and not removed) or (f.old is None and f.new is not None):
         return f"      {paint('+', '+')} {name} = {show_value(f.new)}"
     if action is Action.DELETE or f.new is None:
         return f"      {paint('-', '-')} {name} = {show_value(f.old)}"
