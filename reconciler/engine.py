@@ -275,7 +275,8 @@ class HostSession:
 
     def _order(self, planned: list[_Planned]) -> list[_Planned]:
         """Topological order: dependencies first, then the kinds' default order.
-        Deletes run last, in reverse kind order (dependents go before what they use)."""
+        Deletes run last, in reverse kind order (dependents go before what they use) and
+        reverse id order within a kind (/a/b before /a)."""
         kinds = list(self.providers)
         live = [p for p in planned if p.item.change.action is not Action.DELETE]
         deletes = [p for p in planned if p.item.change.action is Action.DELETE]
@@ -303,7 +304,9 @@ class HostSession:
                 if indegree[d] == 0:
                     heapq.heappush(heap, (prio(d), d))
         out.extend(p for p in live if p not in out)  # cycles are refused at validation; be safe
-        deletes.sort(key=lambda p: -kinds.index(p.item.change.kind))
+        # Removed resources have no spec to order them by. Within a kind, reverse id order
+        # deletes /a/b before /a (a container of things sorts before its contents).
+        deletes.sort(key=lambda p: (kinds.index(p.item.change.kind), p.item.change.id), reverse=True)
         return out + deletes
 
     def _observed_digest(self) -> str:
