@@ -36,5 +36,8 @@ def configure(*, fmt: str = "auto", verbose: int = 0) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # paramiko logs transport noise at INFO; keep it to warnings unless debugging.
-    logging.getLogger("paramiko").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
+    # paramiko logs transport noise at INFO, and every failed handshake as an ERROR with
+    # a traceback from its own thread; the SSH transport already reports those failures
+    # as TransportError (and a firewall's confirm probe expects them), so keep paramiko
+    # quiet unless debugging.
+    logging.getLogger("paramiko").setLevel(logging.DEBUG if verbose > 1 else logging.CRITICAL)
