@@ -20,10 +20,12 @@ Guarantees of ``run`` (the reasons for its shape):
   inside the pipeline and checked explicitly. A failing ``pg_dump`` (wrong database,
   container stopped) therefore never yields a "good" gzip of an empty stream; the
   temporary file is removed, earlier backups are kept, and the exit status is 1.
-* Pruning runs only after a successful backup. A backup is pruned when it is
-  older than ``keep.days`` days *or* not among the ``keep.count`` newest (both
-  limits hold), by modification time; the newest backup with a checksum file is
-  never pruned. Only files named like this job's backups are ever considered.
+* Pruning runs only after a successful backup. A backup is pruned once it is
+  ``keep.days`` days old (age >= days x 24 h, so daily backups with ``days: 7``
+  leave seven) *or* when it is not among the ``keep.count`` newest (both limits
+  hold), by modification time; the newest backup with a checksum file and
+  the backup just written are never pruned. Only files named like this job's
+  backups are ever considered.
 * Runs of one job are serialised with ``flock`` (cron and a manual run cannot overlap).
 """
 
@@ -98,25 +100,26 @@ checksum_state() {  # $1 file name: ok | mismatch | missing
   if [ "$want" = "$(sha_of "$DEST/$1")" ]; then echo ok; else echo mismatch; fi
 }
 
-prune() {
+prune() {  # $1: the backup just written, never pruned (even when the clock ran backwards)
   [ -n "$KEEP_DAYS$KEEP_COUNT" ] || return 0
   now=$(date +%s)
   backups >"$work/list" || fail "cannot list $DEST"
   n=0; newest_good=; pruned=0
-  while IFS="$TAB" read -r mtime size file; do
+  while IFS="$TAB" read -r mtime _size name; do
     n=$((n + 1))
-    if [ -z "$newest_good" ] && [ -f "$DEST/$file.sha256" ]; then
-      newest_good=$file  # never pruned, whatever the limits say
+    if [ -z "$newest_good" ] && [ -f "$DEST/$name.sha256" ]; then
+      newest_good=$name  # never pruned, whatever the limits say
       continue
     fi
+    [ "$name" != "$1" ] || continue
     over=
     if [ -n "$KEEP_COUNT" ] && [ "$n" -gt "$KEEP_COUNT" ]; then over="beyond the $KEEP_COUNT newest"; fi
-    if [ -n "$KEEP_DAYS" ] && [ $((now - mtime)) -gt $((KEEP_DAYS * 86400)) ]; then
-      over="older than $KEEP_DAYS days"
+    if [ -n "$KEEP_DAYS" ] && [ $((now - mtime)) -ge $((KEEP_DAYS * 86400)) ]; then
+      over="$KEEP_DAYS days old or more"
     fi
     if [ -n "$over" ]; then
-      rm -f -- "$DEST/$file" "$DEST/$file.sha256" || fail "cannot remove $DEST/$file"
-      say "pruned $file ($over)"
+      rm -f -- "$DEST/$name" "$DEST/$name.sha256" || fail "cannot remove $DEST/$name"
+      say "pruned $name ($over)"
       pruned=$((pruned + 1))
     fi
   done <"$work/list"
@@ -174,7 +177,7 @@ do_run() {
   sync -- "$DEST" 2>/dev/null || sync
   say "wrote $DEST/$file ($(stat -c %s -- "$DEST/$file") bytes, sha256 $sum)"
   logger -t reconciler-backup -- "$NAME: wrote $DEST/$file" 2>/dev/null || true
-  prune
+  prune "$file"
 }
 
 do_list() {

@@ -68,7 +68,9 @@ class BackupSource(_Strict):
 
 
 class Keep(_Strict):
-    days: int | None = Field(default=None, ge=1, description="Prune backups older than this many days.")
+    days: int | None = Field(default=None, ge=1,
+                             description="Prune backups once they are this many days old (daily backups with "
+                                         "days: 7 leave seven).")
     count: int | None = Field(default=None, ge=1, description="Prune all but this many newest backups.")
 
 
