@@ -70,14 +70,21 @@ def _subject(site: NginxSite) -> tuple[str, str]:
     return (names[0] if names else site.name)[:64], san
 
 
+# nginx messages whose fix is not obvious from the message itself.
+HINTS = {
+    "duplicate default server": "another enabled site (often Debian's sites-enabled/default) is already the "
+                                "default_server for that port; remove it or drop default_server from this site",
+    "server_names_hash": "a server name is longer than nginx's default hash bucket allows; set "
+                         "server_names_hash_bucket_size 128; in the http context (for example with a files "
+                         "resource /etc/nginx/conf.d/server-names-hash.conf)",
+}
+
+
 def _nginx_error(exc: CommandFailed, what: str) -> ApplyError:
     """Turn INSTALL/REMOVE's exit codes into the operator's terms, quoting nginx."""
     message = (exc.stderr or exc.stdout).strip()
     if exc.exit_code == REFUSED:
-        hint = ""
-        if "duplicate default server" in message:
-            hint = ("\nhint: another enabled site (often Debian's sites-enabled/default) is already the "
-                    "default_server for that port; remove it or drop default_server from this site")
+        hint = next((f"\nhint: {text}" for needle, text in HINTS.items() if needle in message), "")
         return ApplyError(f"nginx -t refused {what}; the previous version stays in place and nginx was "
                           f"not reloaded:\n{message}{hint}")
     if exc.exit_code == ALREADY_BROKEN:

@@ -37,6 +37,7 @@ SELF_SIGNED_DIR = "/etc/nginx/reconciler-tls"
 """Where self-signed key pairs go when the spec names no paths. Only the reconciler writes here."""
 
 INDENT = "    "
+VARIABLE_IDENT_MAX = 20
 _IDENT_SAFE = re.compile(r"^[A-Za-z0-9_]+$")
 _NEEDS_QUOTES = re.compile(r"[\s\"'{};#\\]")
 
@@ -197,7 +198,12 @@ def proxy_target(site: NginxSite, target: str) -> str:
 
 
 def _upgrade_variable(site: NginxSite) -> str:
-    return f"$reconciler_{ident(site.name)}_connection_upgrade"
+    """Short on purpose: nginx refuses variable names that do not fit its hash bucket
+    (variables_hash_bucket_size, 64 bytes by default, about 46 characters)."""
+    name = ident(site.name)
+    if len(name) > VARIABLE_IDENT_MAX:
+        name = f"{name[:VARIABLE_IDENT_MAX - 7]}_{hashlib.sha256(site.name.encode()).hexdigest()[:6]}"
+    return f"$reconciler_ws_{name}"
 
 
 def _location(site: NginxSite, loc: Location, zone: Zone | None) -> list[str]:

@@ -1,0 +1,140 @@
+"""Helpers for the nginx host tests: spec files, the CLI as a subprocess, upstreams
+and curl inside the test host (traffic stays on the host's own 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from testbed.hosts import TestHost
+
+RECONCILE = str(Path(sys.executable).with_name("reconcile"))
+
+# A tiny upstream that answers every GET with its name and the request as it arrived,
+# so tests can see which backend served and what nginx forwarded.
+ECHO_UPSTREAM = r"""
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+NAME = sys.argv[2]
+
+class Echo(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"upstream": NAME, "path": self.path,
+                           "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Echo).serve_forever()
+"""
+
+
+def write_spec(spec_dir: Path, host: TestHost, **kinds: Any) -> Path:
+    """A spec directory for one host called ``web`` plus the given kinds
+    (``nginx_sites=[...]``, ``files=[...]``)."""
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    (spec_dir / "hosts.yaml").write_text(yaml.safe_dump({"hosts": {"web": {
+        "connect": host.ssh_url, "identity_file": str(host.key_path),
+        "known_hosts": str(host.known_hosts_path)}}}))
+    (spec_dir / "resources.yaml").write_text(yaml.safe_dump(kinds, sort_keys=False))
+    return spec_dir
+
+
+def reconcile(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would; never raises on a non-zero exit."""
+    return subprocess.run([RECONCILE, *args, "--color", "never"], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def apply_ok(spec_dir: Path) -> subprocess.CompletedProcess[str]:
+    proc = reconcile("apply", str(spec_dir))
+    assert proc.returncode == 0, f"apply failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def plan_json(spec_dir: Path) -> tuple[int, dict[str, Any]]:
+    """(exit code with --detailed-exitcode, the plan as JSON)."""
+    proc = reconcile("plan", str(spec_dir), "--output", "json", "--detailed-exitcode")
+    assert proc.returncode in (0, 2), f"plan failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def changes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for h in plan["hosts"] for c in h["changes"]]
+
+
+def start_echo_upstream(host: TestHost, port: int, name: str) -> None:
+    """An echo server on the host's 127.0.0.1:port, as a transient systemd unit."""
+    host.exec(["sh", "-c", "cat > /usr/local/bin/echo-upstream.py"], input=ECHO_UPSTREAM)
+    host.exec(["systemd-run", f"--unit=echo-upstream-{port}", "python3", "/usr/local/bin/echo-upstream.py",
+               str(port), name])
+    wait_until(lambda: host.exec(["curl", "-sf", f"http://127.0.0.1:{port}/"], check=False).returncode == 0,
+               f"echo upstream {name} on port {port}")
+
+
+def curl(host: TestHost, url: str, *args: str) -> tuple[int, str]:
+    """(HTTP status, body) of a request made inside the host."""
+    argv = ["curl", "-s", "-o", "/dev/stderr", "-w", "%{http_code}", "--max-time", "10", *args, url]
+    proc = host.exec(argv, check=False)
+    return int(proc.stdout.strip() or 0), proc.stderr
+
+
+def curl_https(host: TestHost, server_name: str, path: str, *args: str) -> tuple[int, str]:
+    """HTTPS to the host's own nginx with SNI and Host set to ``server_name`` (-k unless
+    the caller passes --cacert to verify the certificate)."""
+    verify = [] if "--cacert" in args else ["-k"]
+    resolve = f"{server_name}:443:127.0.0.1"
+    return curl(host, f"https://{server_name}{path}", "--resolve", resolve, *verify, *args)
+
+
+def echo_of(body: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(body)
+    return data
+
+
+def file_digest(host: TestHost, path: str) -> str:
+    return host.exec(["sha256sum", path]).stdout.split()[0]
+
+
+def nginx_pids(host: TestHost) -> tuple[str, list[str]]:
+    """(master pid, sorted worker pids): new workers mean a reload happened."""
+    master = host.exec(["cat", "/run/nginx.pid"]).stdout.strip()
+    workers = host.exec(["pgrep", "-P", master], check=False).stdout.split()
+    return master, sorted(workers)
+
+
+def etc_nginx_snapshot(host: TestHost) -> str:
+    """Every file and link under /etc/nginx with content hash or target, plus nginx's pids."""
+    script = ("cd /etc/nginx && find . -xdev \\( -type f -o -type l \\) -printf '%p %y %l\\n' | sort && "
+              "find . -xdev -type f -print0 | sort -z | xargs -0 sha256sum && "
+              "ls -a /run/reconciler 2>/dev/null")
+    return host.exec(script, check=False).stdout + repr(nginx_pids(host))
+
+
+def wait_until(check: Any, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.3)
+
+
+def openssl_pair(host: TestHost, cert: str, key: str, common_name: str) -> None:
+    """A certificate and key made by the test itself, with openssl on the host."""
+    host.exec(f"mkdir -p {shlex.quote(str(Path(cert).parent))} {shlex.quote(str(Path(key).parent))} && "
+              f"openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN={shlex.quote(common_name)} "
+              f"-addext subjectAltName=DNS:{shlex.quote(common_name)} "
+              f"-keyout {shlex.quote(key)} -out {shlex.quote(cert)} 2>/dev/null")
