@@ -38,12 +38,14 @@ Handler = Callable[[argparse.Namespace], int]
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=["auto", "console", "json"], default=argparse.SUPPRESS,
                         help="log lines for humans (console) or machines (json); default: console on a TTY")
-    parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more logging (-vv)")
+    parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="more logging (-vv)")
     parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="only warnings")
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", action="append", metavar="NAME", help="limit the run to this host (repeatable)")
+    parser.add_argument("--host", action="append", metavar="NAME",
+                        help="limit the run to this host (repeatable)")
     parser.add_argument("--output", choices=["text", "json"], default="text", help="output format")
     parser.add_argument("--detailed-exitcode", action="store_true",
                         help="exit 2 when changes are pending, 0 when none, 1 on error")
@@ -135,7 +137,8 @@ def spec_revision(path: str) -> str:
 
         repo = git.Repo(Path(path).resolve(), search_parent_directories=True)
         sha: str = repo.head.commit.hexsha
-        return sha[:12] + ("-dirty" if repo.is_dirty(untracked_files=False, path=str(Path(path).resolve())) else "")
+        dirty = repo.is_dirty(untracked_files=False, path=str(Path(path).resolve()))
+        return sha[:12] + ("-dirty" if dirty else "")
     except Exception:
         return ""
 
@@ -182,7 +185,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if spec is None:
         return EXIT_ERROR
     if args.output == "json":
-        print(json.dumps({"valid": True, "hosts": list(spec.hosts), "resources": len(spec.entries)}, indent=2))
+        print(json.dumps({"valid": True, "hosts": list(spec.hosts), "resources": len(spec.entries)},
+                         indent=2))
     else:
         print(f"Spec {spec.path} is valid: {len(spec.hosts)} host(s), {len(spec.entries)} resource(s).")
     return EXIT_OK
@@ -217,12 +221,23 @@ def _read_saved_plan(path: str | None) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and "format_version" in data else None
 
 
-def _check_saved(saved: dict[str, Any], plan: Plan, spec: LoadedSpec) -> None:
+def _check_saved_spec(saved: dict[str, Any], spec: LoadedSpec) -> None:
+    """Checks that need no host, done before any host is locked or contacted."""
     if saved["format_version"] != FORMAT_VERSION:
         raise StalePlan(f"the saved plan has format {saved['format_version']}, this reconcile reads "
                         f"{FORMAT_VERSION}; make a new plan")
     if saved["spec_digest"] != spec.digest:
         raise StalePlan("the spec changed since the plan was made; run `reconcile plan` again")
+
+
+def _saved_replacements(saved: dict[str, Any]) -> list[str]:
+    """The --replace addresses the saved plan was made with, so the fresh plan matches it."""
+    return [c["address"] for h in saved["hosts"] for c in h["changes"]
+            if c["action"] == "replace" and c["reason"] == "replace-requested"]
+
+
+def _check_saved(saved: dict[str, Any], plan: Plan, spec: LoadedSpec) -> None:
+    _check_saved_spec(saved, spec)
     fresh = {h.host: h for h in plan.hosts}
     for host in saved["hosts"]:
         now = fresh.get(host["host"])
@@ -230,7 +245,8 @@ def _check_saved(saved: dict[str, Any], plan: Plan, spec: LoadedSpec) -> None:
             raise StalePlan(f"host {host['host']} is not in this run")
         if now.observed_digest != host["observed_digest"] or \
                 [c.to_json() for c in now.changes] != host["changes"]:
-            raise StalePlan(f"host {host['host']} changed since the plan was made; run `reconcile plan` again")
+            raise StalePlan(f"host {host['host']} changed since the plan was made; "
+                            "run `reconcile plan` again")
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -238,9 +254,17 @@ def cmd_apply(args: argparse.Namespace) -> int:
     spec_path = saved["spec_path"] if saved else args.path
     if saved and not args.host:
         args.host = [h["host"] for h in saved["hosts"]]
+    if saved:
+        args.replace = list(dict.fromkeys([*args.replace, *_saved_replacements(saved)]))
     spec = load_or_report(spec_path)
     if spec is None:
         return EXIT_ERROR
+    if saved:
+        try:
+            _check_saved_spec(saved, spec)
+        except StalePlan as exc:
+            print(f"error: refusing to apply {args.path}: {exc}", file=sys.stderr)
+            return EXIT_ERROR
     with Engine(spec, _options(args, spec_revision(spec.path))) as engine:
         plan = engine.plan(lock=not args.dry_run)
         if saved:
