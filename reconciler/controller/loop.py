@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import random
 import threading
@@ -467,8 +468,9 @@ class Controller:
             self.source.prune_worktrees(keep)
         except Exception as exc:  # a stale worktree only costs disk
             log.debug("worktree cleanup failed", error=str(exc))
-        log.info(f"{entry['cause']} {entry['result']}", revision=entry["revision"][:12],
-                 error=entry.get("error") or None, seconds=entry["seconds"])
+        ok = entry["result"] in (Result.APPLIED, Result.UNCHANGED, Result.DEFERRED)
+        log.log(logging.INFO if ok else logging.ERROR, f"{entry['cause']} {entry['result']}",
+                revision=entry["revision"][:12], error=entry.get("error") or None, seconds=entry["seconds"])
 
     def _run_commit(self, sha: str, entry: dict[str, Any]) -> None:
         if self.config.require_signed:
@@ -703,5 +705,6 @@ class Controller:
         self.metrics.pending_drift.set(len(self.status.pending_drift))
         self._history(entry)
         self._save()
-        log.info(f"drift {entry['result']}", revision=entry["revision"][:12], changes=len(entry["changes"]),
-                 error=entry.get("error") or None)
+        level = logging.ERROR if entry["result"] == Result.FAILED else logging.WARNING
+        log.log(level, f"drift {entry['result']}", revision=entry["revision"][:12],
+                changes=entry["changes"], error=entry.get("error") or None)
