@@ -72,8 +72,9 @@ def _subject(site: NginxSite) -> tuple[str, str]:
 
 # nginx messages whose fix is not obvious from the message itself.
 HINTS = {
-    "duplicate default server": "another enabled site (often Debian's sites-enabled/default) is already the "
-                                "default_server for that port; remove it or drop default_server from this site",
+    "duplicate default server": "another enabled site (often Debian's sites-enabled/default) is already "
+                                "the default_server for that port; remove it or drop default_server from "
+                                "this site",
     "server_names_hash": "a server name is longer than nginx's default hash bucket allows; set "
                          "server_names_hash_bucket_size 128; in the http context (for example with a files "
                          "resource /etc/nginx/conf.d/server-names-hash.conf)",
@@ -148,6 +149,12 @@ class NginxSitesProvider(Provider[NginxSite]):
         return ctx.reveal(render_site(resource))
 
     def desired(self, resource: NginxSite, ctx: HostContext) -> State:
+        # validate() saw the spec before ${var} substitution; a variable's value must
+        # not smuggle nginx syntax in either.
+        issues = validate_site(resource)
+        if issues:
+            raise ApplyError(f"site {resource.name!r} after variable substitution: " + "; ".join(
+                f"{'.'.join(map(str, i.path))}: {i.message}" for i in issues))
         text = self.render(resource, ctx)
         content: object
         if isinstance(text, KnownAfterApply):

@@ -18,6 +18,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reconciler.interpolate import REFERENCE
 from reconciler.provider import Issue, Resource
 
 Path = tuple[str | int, ...]
@@ -147,8 +148,15 @@ class NginxSite(Resource):
 # ---------------------------------------------------------------------------------------
 # Offline checks
 
+def _without_references(value: str) -> str:
+    """The text with ``${var}`` / ``${secret:NAME}`` references blanked out: specs are
+    checked before substitution, and a reference's braces are not nginx syntax. Values
+    are checked again after substitution (``desired``)."""
+    return REFERENCE.sub("x", value)
+
+
 def _directive_value(value: str, path: Path, what: str) -> list[Issue]:
-    if _UNSAFE.search(value):
+    if _UNSAFE.search(_without_references(value)):
         return [Issue(path, f"{what} must not contain ';', '{{', '}}' or line breaks, got {value!r}")]
     return []
 
@@ -163,7 +171,7 @@ def _word(value: str, path: Path, what: str) -> list[Issue]:
 
 def _balanced(text: str, path: Path) -> list[Issue]:
     depth = 0
-    for ch in text:
+    for ch in _without_references(text):
         depth += {"{": 1, "}": -1}.get(ch, 0)
         if depth < 0:
             break

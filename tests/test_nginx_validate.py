@@ -105,3 +105,30 @@ def test_cli_validate_points_at_the_spec_line(tmp_path: Path) -> None:
     assert "spec.yaml:7:" in proc.stderr
     assert "nginx_sites[0].locations[0].proxy_pass" in proc.stderr
     assert "neither a URL nor an upstream" in proc.stderr
+
+
+def test_references_pass_offline_and_values_are_checked_after_substitution(tmp_path: Path) -> None:
+    from reconciler.spec import load_spec
+
+    (tmp_path / "spec.yaml").write_text(
+        "hosts:\n"
+        "  good: {connect: local, vars: {domain: example.org}}\n"
+        "  evil: {connect: local, vars: {domain: 'x.org; include /etc/shadow'}}\n"
+        "secrets:\n"
+        "  - {name: token, path: /etc/nginx/token}\n"
+        "nginx_sites:\n"
+        "  - name: shop\n"
+        "    server_names: ['${domain}', 'www.${domain}']\n"
+        "    locations:\n"
+        "      - {path: /, return: '301 https://${domain}$request_uri',\n"
+        "         extra: ['proxy_set_header X-Token ${secret:token}']}\n")
+    spec, diags = load_spec(str(tmp_path))
+    assert spec is not None and not diags.has_errors(), diags.sorted()
+    [entry] = [e for e in spec.entries if e.kind == "nginx_sites"]
+    assert isinstance(entry.resource, NginxSite) and validate_site(entry.resource) == []
+    good = spec.resource_for_host(entry, "good")
+    assert isinstance(good, NginxSite) and good.server_names == ["example.org", "www.example.org"]
+    assert validate_site(good) == []
+    evil = spec.resource_for_host(entry, "evil")
+    assert isinstance(evil, NginxSite)
+    assert ("server_names", 0) in [i.path for i in validate_site(evil)]
