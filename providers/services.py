@@ -20,6 +20,7 @@ Apply, per run of service changes:
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -248,7 +249,7 @@ class ServicesProvider(Provider[Service]):
                 tar.addfile(info, io.BytesIO(data))
         result = ctx.transport.run_script(VERIFY_SCRIPT, [s.unit_name for s, _ in units],
                                           stdin=archive.getvalue())
-        return parse_verify_output(result.out)
+        return parse_verify_output(result.out, {s.unit_name: text for s, text in units})
 
     def apply(self, ctx: HostContext, item: ApplyItem) -> None:
         run = _run_state(ctx)
@@ -296,9 +297,11 @@ class ServicesProvider(Provider[Service]):
         run.rewritten.clear()
 
 
-def parse_verify_output(text: str) -> dict[str, str]:
+def parse_verify_output(text: str, units: Mapping[str, str] | None = None) -> dict[str, str]:
     """``VERIFY_SCRIPT`` output -> {service name: systemd-analyze's complaint} for each
-    unit it rejected. The temporary directory is cut from the messages."""
+    unit it rejected. The temporary directory is cut from the messages, and a message
+    that points at a line of a unit in ``units`` (unit name -> text) quotes that line:
+    the user wrote the spec, not the rendered file the line number counts in."""
     tmpdir = ""
     results: dict[str, tuple[int, list[str]]] = {}
     current: list[str] | None = None
@@ -311,9 +314,22 @@ def parse_verify_output(text: str) -> dict[str, str]:
             results[unit] = (int(status) if status.isdigit() else 1, current)
         elif current is not None and line.strip():
             current.append(line.replace(tmpdir, "") if tmpdir else line)
+            quoted = _quote_line(current[-1], units or {})
+            if quoted:
+                current.append(quoted)
     refused: dict[str, str] = {}
     for unit, (rc, lines) in results.items():
         if rc != 0:
             shown = "\n".join("  " + line for line in lines) or f"  (exit status {rc}, no message)"
             refused[unit.removesuffix(".service")] = f"systemd-analyze verify refused it:\n{shown}"
     return refused
+
+
+def _quote_line(message: str, units: Mapping[str, str]) -> str:
+    """``app.service:12: Unknown key...`` -> ``    > BogusKey=1`` (line 12 of app.service)."""
+    match = re.match(r"^([^:\s]+\.service):(\d+): ", message)
+    if match is None or match.group(1) not in units:
+        return ""
+    lines = units[match.group(1)].splitlines()
+    number = int(match.group(2))
+    return f"  > {lines[number - 1]}" if 0 < number <= len(lines) else ""

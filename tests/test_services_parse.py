@@ -64,9 +64,11 @@ def test_running_service_sees_files_changed_after_its_start() -> None:
 
 
 def test_verify_output_names_refused_units_with_systemds_words() -> None:
-    refused = parse_verify_output((FIXTURES / "verify-output.txt").read_text())
+    typo_unit = "[Unit]\nDescription=typo\n[Service]\nExecStart=/bin/sleep 100\nRestart=sometimes\nBogus=1\n"
+    refused = parse_verify_output((FIXTURES / "verify-output.txt").read_text(), {"typo.service": typo_unit})
     assert sorted(refused) == ["missing", "typo"]
     assert "Unknown key 'Bogus' in section [Service]" in refused["typo"]
     assert "typo.service:5: Failed to parse service restart specifier" in refused["typo"]
+    assert "  > Restart=sometimes" in refused["typo"] and "  > Bogus=1" in refused["typo"]
     assert "/tmp/reconciler-verify" not in refused["typo"]
     assert "Command /usr/local/bin/does-not-exist is not executable" in refused["missing"]
