@@ -223,8 +223,11 @@ class NginxSitesProvider(Provider[NginxSite]):
             if isinstance(text, KnownAfterApply):
                 raise ApplyError("the site embeds a secret that does not exist on the host yet")
             raw = text.reveal() if isinstance(text, Sensitive) else text
+            # Only nginx's master (root) reads site files, so one that embeds a secret
+            # can be private to root.
+            mode = "0600" if isinstance(text, Sensitive) else "0644"
             try:
-                ctx.transport.run_script(INSTALL, [facts.layout.value, name], stdin=raw.encode())
+                ctx.transport.run_script(INSTALL, [facts.layout.value, name, mode], stdin=raw.encode())
             except CommandFailed as exc:
                 raise _nginx_error(exc, f"the new version of site {name!r}") from exc
         # Anything else (nginx stopped, a reload pending, a triggering certificate) is

@@ -91,7 +91,7 @@ NOT_OURS = 12         # something the reconciler did not make is in the way
 # loaded. The previous file is kept as a hard link and put back with an atomic rename.
 INSTALL = _PRELUDE + r"""
 set -eu
-layout=$1; name=$2
+layout=$1; name=$2; mode=$3
 site_paths "$layout" "$name"
 dir=${file%/*}; prev=$dir/.reconciler-previous.$name; mark=PENDING_DIR/$name
 if [ -n "$link" ] && [ -e "$link" ] && [ ! -L "$link" ]; then
@@ -101,8 +101,8 @@ fi
 mkdir -p -- "$dir" PENDING_DIR
 tmp=$(mktemp -- "$dir/.reconciler.XXXXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
+chmod "$mode" "$tmp"
 cat > "$tmp"
-chmod 0644 "$tmp"
 rm -f -- "$prev"
 had_file=0; if [ -e "$file" ]; then ln -- "$file" "$prev"; had_file=1; fi
 old_target=; if [ -n "$link" ] && [ -L "$link" ]; then old_target=$(readlink -- "$link"); fi

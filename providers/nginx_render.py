@@ -29,6 +29,7 @@ from providers.nginx_model import (
     Upstream,
     UpstreamServer,
 )
+from reconciler.interpolate import REFERENCE
 
 HEADER_PREFIX = "# Managed by reconciler"
 """First line of every site file the reconciler writes: its ownership mark."""
@@ -136,9 +137,10 @@ def _server_name(site: NginxSite) -> str:
 
 
 def _directive(line: str) -> str:
-    """A raw ``extra`` item: kept as written, with the ``;`` a single directive needs."""
+    """A raw ``extra`` item: kept as written, with the ``;`` a single directive needs
+    (a block ends with ``}``; the brace of a trailing ``${secret:X}`` does not count)."""
     text = line.strip()
-    return text if text.endswith((";", "}")) else text + ";"
+    return text if REFERENCE.sub("x", text).endswith((";", "}")) else text + ";"
 
 
 def _block(opening: str, body: list[str]) -> list[str]:

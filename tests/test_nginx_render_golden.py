@@ -65,3 +65,13 @@ def test_ident_keeps_distinct_names_distinct() -> None:
     assert ident("shop") == "shop"
     assert ident("a-b") != ident("a_b")
     assert ident("a-b").startswith("a_b_")
+
+
+def test_extra_directives_get_their_semicolon() -> None:
+    site = NginxSite.model_validate({"name": "s", "extra": [
+        "add_header X-A a", "add_header X-B b;", "proxy_set_header X-Token ${secret:token}",
+        "location /x {\n    return 204;\n}"]})
+    text = render_site(site)
+    assert "    add_header X-A a;\n" in text and "    add_header X-B b;\n" in text
+    assert "    proxy_set_header X-Token ${secret:token};\n" in text
+    assert "    location /x {\n        return 204;\n    }\n" in text
