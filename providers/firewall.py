@@ -63,6 +63,7 @@ __all__ = ["Firewall", "FirewallProvider"]
 
 RESOURCE_ID = "host"
 _SCRATCH = "firewall"
+_SCRATCH_BACKEND = "firewall.backend"
 DIRECTIONS = ("incoming", "outgoing")
 POLICY_NAMES = ("incoming", "outgoing", "forward")
 
@@ -108,6 +109,7 @@ class FirewallProvider(Provider[Firewall]):
         facts = observe_host(ctx.transport)
         ctx.scratch[_SCRATCH] = facts
         resource = resources.get(RESOURCE_ID)
+        ctx.scratch[_SCRATCH_BACKEND] = resolve_backend(resource, facts) if resource is not None else None
         return {rid: self._actual(facts, resource) if rid == RESOURCE_ID else None for rid in ids}
 
     @staticmethod
@@ -190,7 +192,8 @@ class FirewallProvider(Provider[Firewall]):
         facts = ctx.scratch.get(_SCRATCH)
         if not isinstance(facts, HostFacts) or not facts.ufw_installed:
             return []
-        if not (facts.ufw_status.active or facts.ufw_marked or facts.ufw_owned):
+        in_use = ctx.scratch.get(_SCRATCH_BACKEND) == "ufw" or facts.ufw_status.active
+        if not (in_use or facts.ufw_marked or facts.ufw_owned):
             return []
         return [f"ufw rule: {r.display() if isinstance(r, UfwRule) else r.text}" for r in facts.ufw_unowned]
 

@@ -227,12 +227,16 @@ echo $? > /run/reconciler-firewall/rolled-back
 """
 
 # stdin: one ufw command per line, arguments separated by tabs (spec values never
-# contain tabs or newlines: validation refuses them). Split, never evaluated.
+# contain tabs or newlines: validation refuses them). Split, never evaluated. If
+# the rollback fired meanwhile, the rest is not run on top of the restored rules.
 UFW_RUN_SCRIPT = r"""
 set -f
 tab=$(printf '\t')
 while IFS= read -r line; do
   [ -n "$line" ] || continue
+  if [ -e /run/reconciler-firewall/rolled-back ]; then
+    echo "the confirm window ran out during the change" >&2; exit 4
+  fi
   IFS=$tab; set -- $line; IFS=' '
   if ! out=$(ufw "$@" 2>&1); then printf 'ufw %s: %s\n' "$*" "$out" >&2; exit 3; fi
   printf '%s\n' "$out"
