@@ -38,7 +38,7 @@ fi
 
 if [ "$images" -eq 1 ]; then
     mapfile -t tags < <(docker image ls --filter label=io.reconciler.testbed.image \
-        --format '{{.Repository}}:{{.Tag}}' | grep '^reconciler-testbed/' || true)
+        --format '{{.Repository}}:{{.Tag}}' | grep -v '<none>' || true)
     if [ "${#tags[@]}" -gt 0 ]; then
         echo "removing images: ${tags[*]}"
         docker image rm "${tags[@]}" >/dev/null || true

@@ -38,7 +38,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from testbed.images import ensure_image
-from testbed.util import LABEL, PID_LABEL, SESSION_LABEL, TestbedError, format_failure, log, run, wait_until
+from testbed.util import (
+    LABEL,
+    PID_LABEL,
+    SESSION_LABEL,
+    TestbedError,
+    format_failure,
+    log,
+    pipe,
+    run,
+    wait_until,
+)
 
 #: Container ports published (on 127.0.0.1, random host ports) besides 22, unless told otherwise.
 DEFAULT_PORTS: tuple[int, ...] = (80, 443, 8080)
@@ -91,8 +101,12 @@ def session_dir() -> Path:
         return _session_dir
 
 
+def _is_session_owner() -> bool:
+    return _session_id is None or _session_id.startswith(f"{os.getpid()}-")
+
+
 def _remove_session_dir() -> None:
-    if _session_dir is not None:
+    if _session_dir is not None and _is_session_owner():
         shutil.rmtree(_session_dir, ignore_errors=True)
 
 
@@ -121,7 +135,12 @@ def live_hosts() -> list[TestHost]:
 
 
 def cleanup_session() -> None:
-    """Remove every container this session started (tracked hosts and anything with our session label)."""
+    """Remove every container this session started (tracked hosts and anything with our session label).
+
+    Does nothing in a forked child: only the process that started the session cleans it up.
+    """
+    if not _is_session_owner():
+        return
     for host in live_hosts():
         with contextlib.suppress(Exception):
             host.remove()
@@ -417,8 +436,18 @@ class TestHost:
             raise TestbedError(f"{exc}\n{status}") from None
 
     def load_image(self, tag: str, timeout: float = 600) -> None:
-        """``docker save TAG`` on the machine piped into ``docker load`` inside the host, over SSH."""
+        """``docker save TAG`` on the machine piped into ``docker load`` inside the host, over SSH
+        (the OpenSSH client when installed, else paramiko)."""
         self.wait_docker()
+        if shutil.which("ssh") is not None:
+            try:
+                pipe(["docker", "save", tag], [*self.ssh_argv(), "docker load"], timeout=timeout)
+            except TestbedError as exc:
+                raise TestbedError(f"loading {tag} into test host {self.name}: {exc}") from None
+            return
+        self._load_image_paramiko(tag, timeout)
+
+    def _load_image_paramiko(self, tag: str, timeout: float) -> None:
         with tempfile.TemporaryFile() as save_err, self.ssh_client() as client:
             transport = client.get_transport()
             assert transport is not None

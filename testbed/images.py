@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,15 +46,15 @@ from testbed.util import (
     TestbedError,
     cache_dir,
     file_lock,
-    format_failure,
     log,
+    pipe,
     run,
 )
 
 #: Bump when the build *logic* in this file changes in a way that affects images.
 BUILDER_VERSION = "3"
 
-REPOSITORY = "reconciler-testbed"
+REPOSITORY = os.environ.get("RECONCILER_TESTBED_REPOSITORY", "reconciler-testbed")
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 IMAGE_NAMES = ("host", "busybox", "postgres")
 APT_IMAGES = ("host", "postgres")
@@ -205,31 +206,6 @@ def _changes(name: str, digest: str) -> list[str]:
     return argv
 
 
-def _pipe(producer: list[str], consumer: list[str], *, timeout: float) -> None:
-    """Run ``producer | consumer``; raise TestbedError naming the failing side."""
-    with tempfile.TemporaryFile() as perr:
-        prod = subprocess.Popen(producer, stdout=subprocess.PIPE, stderr=perr, stdin=subprocess.DEVNULL)
-        try:
-            cons = subprocess.run(
-                consumer, stdin=prod.stdout, capture_output=True, text=True, timeout=timeout, check=False
-            )
-        finally:
-            assert prod.stdout is not None
-            prod.stdout.close()
-            try:
-                prod.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                prod.kill()
-                prod.wait()
-        perr.seek(0)
-        if prod.returncode != 0:
-            raise TestbedError(
-                format_failure(producer, prod.returncode, "", perr.read().decode(errors="replace"))
-            )
-        if cons.returncode != 0:
-            raise TestbedError(format_failure(consumer, cons.returncode, cons.stdout, cons.stderr))
-
-
 def _umount_below(path: Path) -> None:
     """Unmount anything left mounted below ``path`` (after a failed debootstrap)."""
     prefix = str(path.resolve()) + "/"
@@ -366,7 +342,7 @@ def _build_apt_image(name: str, tag: str, digest: str) -> None:
                 + "\n".join(logfile.read_text(errors="replace").splitlines()[-40:])
             )
         # export | import flattens the image and gives it a clean config (no build labels/cmd).
-        _pipe(
+        pipe(
             ["docker", "export", container],
             ["docker", "import", *_changes(name, digest), "-", tag],
             timeout=BUILD_TIMEOUT,
@@ -388,7 +364,7 @@ def _build_busybox(tag: str, digest: str) -> None:
         run(["chroot", str(rootfs), "/bin/busybox", "--install", "-s"], timeout=60)
         if not (rootfs / "bin/sh").is_symlink():
             raise TestbedError("busybox --install -s did not create /bin/sh")
-        _pipe(
+        pipe(
             ["tar", "--numeric-owner", "--owner=0", "--group=0", "-C", str(rootfs), "-c", "."],
             ["docker", "import", *_changes("busybox", digest), "-", tag],
             timeout=300,
@@ -418,8 +394,15 @@ def ensure_image(name: str, *, rebuild: bool = False) -> str:
 
 
 def ensure_images(*, rebuild: bool = False) -> Images:
-    """Build (or reuse) all test bed images; returns their tags."""
-    tags = {name: ensure_image(name, rebuild=rebuild) for name in IMAGE_NAMES}
+    """Build (or reuse) all test bed images, missing ones in parallel; returns their tags."""
+    missing = [n for n in IMAGE_NAMES if rebuild or not image_exists(image_tag(n))]
+    if any(n in APT_IMAGES for n in missing):
+        ensure_base_image()
+    tags: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=len(IMAGE_NAMES)) as pool:
+        futures = {name: pool.submit(ensure_image, name, rebuild=rebuild) for name in IMAGE_NAMES}
+        for name, future in futures.items():
+            tags[name] = future.result()
     return Images(**tags)
 
 
@@ -463,10 +446,14 @@ def main(argv: list[str] | None = None) -> int:
             for name in names:
                 if name not in IMAGE_NAMES:
                     parser.error(f"unknown image {name!r}")
+            started = time.monotonic()
+            if set(names) == set(IMAGE_NAMES):
+                tags = ensure_images(rebuild=args.rebuild).as_dict()
+            else:
+                tags = {name: ensure_image(name, rebuild=args.rebuild) for name in names}
             for name in names:
-                started = time.monotonic()
-                tag = ensure_image(name, rebuild=args.rebuild)
-                print(f"{name}\t{tag}\t{time.monotonic() - started:.1f}s", flush=True)
+                print(f"{name}\t{tags[name]}", flush=True)
+            print(f"images ready in {time.monotonic() - started:.1f}s", flush=True)
         elif args.cmd == "tags":
             for name in IMAGE_NAMES:
                 print(f"{name}\t{image_tag(name)}")

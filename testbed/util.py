@@ -9,6 +9,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -91,6 +92,31 @@ def run(
     if check and proc.returncode != 0:
         raise TestbedError(format_failure(argv, proc.returncode, proc.stdout, proc.stderr))
     return proc
+
+
+def pipe(producer: list[str], consumer: list[str], *, timeout: float) -> None:
+    """Run ``producer | consumer``; raise TestbedError naming the failing side."""
+    with tempfile.TemporaryFile() as perr:
+        prod = subprocess.Popen(producer, stdout=subprocess.PIPE, stderr=perr, stdin=subprocess.DEVNULL)
+        try:
+            cons = subprocess.run(
+                consumer, stdin=prod.stdout, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        finally:
+            assert prod.stdout is not None
+            prod.stdout.close()
+            try:
+                prod.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                prod.kill()
+                prod.wait()
+        perr.seek(0)
+        if prod.returncode != 0:
+            raise TestbedError(
+                format_failure(producer, prod.returncode, "", perr.read().decode(errors="replace"))
+            )
+        if cons.returncode != 0:
+            raise TestbedError(format_failure(consumer, cons.returncode, cons.stdout, cons.stderr))
 
 
 @contextlib.contextmanager

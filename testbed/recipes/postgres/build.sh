@@ -19,6 +19,12 @@ tb_overlay
 tb_apt_install $(tb_packages)
 tb_unblock_services
 
+# Drop LLVM (JIT only; ~150 MB: images are loaded into test hosts often). postgres
+# itself does not link it; JIT is switched off in the config template.
+dpkg --purge --force-depends libllvm14 libz3-4 >/dev/null
+rm -rf /usr/lib/postgresql/15/lib/llvmjit* /usr/lib/postgresql/15/lib/bitcode
+echo 'jit = off' >>/usr/share/postgresql/15/postgresql.conf.sample
+
 chmod 0755 /usr/local/bin/docker-entrypoint.sh
 mkdir -p /var/lib/postgresql/data /docker-entrypoint-initdb.d
 chown -R postgres:postgres /var/lib/postgresql
