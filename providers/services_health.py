@@ -97,10 +97,27 @@ def wait_healthy(ctx: HostContext, service: Service) -> None:
             ok, seen = False, f"the probe did not complete: {exc}"
         if ok:
             return
+        # No point waiting for a process that is gone for good ("activating" means
+        # systemd will restart it, so that is still worth waiting for).
+        gone = _stopped_state(ctx, service)
+        if gone:
+            raise ApplyError(f"{service.unit_name} stopped before it became healthy ({gone}); "
+                             f"last check: {seen}\n" + journal_tail(ctx, service))
         if time.monotonic() + RETRY_INTERVAL > deadline:
             raise ApplyError(f"{service.unit_name} is unhealthy after {float(health.timeout):g}s: {seen}\n"
                              + journal_tail(ctx, service))
         time.sleep(RETRY_INTERVAL)
+
+
+def _stopped_state(ctx: HostContext, service: Service) -> str:
+    """"failed (exit-code)" when the unit is failed or inactive, else ""."""
+    result = ctx.transport.run(["systemctl", "show", "-p", "ActiveState,Result", "--", service.unit_name],
+                               check=False, timeout=30)
+    props = dict(line.split("=", 1) for line in result.out.splitlines() if "=" in line)
+    state = props.get("ActiveState", "")
+    if state in ("failed", "inactive"):
+        return f"{state} ({props.get('Result', 'unknown')})"
+    return ""
 
 
 def journal_tail(ctx: HostContext, service: Service | str) -> str:

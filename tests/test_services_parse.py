@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from providers.services import parse_verify_output
+from providers.services import ServicesProvider, parse_verify_output
 from providers.services_model import Service
 from providers.services_observe import parse_observation, parse_systemctl_show, parse_timestamp, service_state
+from reconciler.provider import HostContext
 from reconciler.sensitive import Sensitive
+from reconciler.transport import LocalTransport
 
 FIXTURES = Path(__file__).parent / "fixtures" / "services"
 
@@ -72,3 +74,11 @@ def test_verify_output_names_refused_units_with_systemds_words() -> None:
     assert "  > Restart=sometimes" in refused["typo"] and "  > Bogus=1" in refused["typo"]
     assert "/tmp/reconciler-verify" not in refused["typo"]
     assert "Command /usr/local/bin/does-not-exist is not executable" in refused["missing"]
+
+
+def test_drop_ins_are_reported_as_unmanaged() -> None:
+    obs = parse_observation((FIXTURES / "observe-output.txt").read_text())
+    states = {name: service_state(name, obs, None) for name in ("hello", "crashy", "absent")}
+    transport = LocalTransport("web")
+    found = ServicesProvider().unmanaged(HostContext("web", transport), states)
+    assert found == ["drop-in /etc/systemd/system/hello.service.d/override.conf (changes services:hello)"]

@@ -31,6 +31,8 @@ def test_unhealthy_services_fail_with_journal_lines(fresh_host: TestHost, tmp_pa
          "health": {"tcp": "127.0.0.1:8120", "timeout": 4}},
         {"name": "sick-http", "exec": ["/usr/bin/python3", "-c", STARTING_SERVER],
          "health": {"http": "http://127.0.0.1:8121/health", "expect_json": {"status": "ok"}, "timeout": 6}},
+        {"name": "dies", "exec": ["/bin/sh", "-c", "echo dies-marker-9: config missing; exit 3"],
+         "restart": "no", "health": {"command": ["/bin/false"], "timeout": 600}},
         {"name": "well", "exec": ["/bin/sleep", "infinity"], "health": {"command": ["/bin/true"]}}])
     proc = reconcile("apply", str(spec_dir))
     out = proc.stdout
@@ -45,6 +47,11 @@ def test_unhealthy_services_fail_with_journal_lines(fresh_host: TestHost, tmp_pa
     assert ('sick-http.service is unhealthy after 6s: http://127.0.0.1:8121/health answered '
             '{"status": "starting"}, want it to contain {"status": "ok"}') in out
     assert "sick-http-server: database not reachable" in out
+
+    # A process that is gone is not waited for until the timeout.
+    assert "✗ web: services:dies (create) FAILED" in out
+    assert "dies.service stopped before it became healthy (failed (exit-code))" in out
+    assert "dies-marker-9: config missing" in out
 
     assert "✓ web: services:well (create)" in out
     # A failed check does not stop the service: it is left running for inspection.
