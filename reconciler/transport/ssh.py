@@ -82,6 +82,7 @@ class SSHTransport(Transport):
         self._client: paramiko.SSHClient | None = None
         self._connect_lock = threading.Lock()
         self._docker: docker.DockerClient | None = None
+        self._docker_ssh: paramiko.SSHClient | None = None  # the connection _docker is bound to
 
     @property
     def description(self) -> str:
@@ -215,10 +216,17 @@ class SSHTransport(Transport):
             probe.close()
 
     def docker_client(self) -> docker.DockerClient:
-        if self._docker is None:
+        """A Docker client on the current connection. After a reconnect (the old
+        connection died) a new client is made: one bound to the dead connection would
+        fail every request, which matters for long-lived transports (the controller)."""
+        client = self.client
+        if self._docker is None or self._docker_ssh is not client:
             from reconciler.transport.docker_api import docker_client_over_paramiko
 
-            self._docker = docker_client_over_paramiko(self.client, self.host_name)
+            if self._docker is not None:
+                self._docker.close()
+            self._docker = docker_client_over_paramiko(client, self.host_name)
+            self._docker_ssh = client
         return self._docker
 
     def close(self) -> None:
