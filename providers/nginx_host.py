@@ -32,6 +32,8 @@ site_paths() {  # $1 layout, $2 name -> $file, $link ("" in the conf.d layout)
 
 _HEADER_CASE = f'"{HEADER_PREFIX}"*'
 
+# Forks are what cost time on a host, so nothing here forks per site: one sha256sum
+# and one realpath for all site files, one awk over every enabled file.
 OBSERVE = _PRELUDE + r"""
 if command -v nginx >/dev/null 2>&1; then echo "installed	yes"; else echo "installed	no"; fi
 if [ -d /etc/nginx/sites-enabled ]; then layout=debian; else layout=confd; fi
@@ -41,43 +43,59 @@ if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
 elif [ -s /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then service=active
 else service=inactive; fi
 echo "service	${service:-unknown}"
-while [ $# -ge 3 ]; do
-  name=$1; crt=$2; key=$3; shift 3
-  site_paths "$layout" "$name"
-  sum=-; owned=0; enabled=0; link_kind=none
-  if [ -f "$file" ]; then
-    sum=$(sha256sum < "$file") && sum=${sum%% *}
-    first=; IFS= read -r first < "$file" || true
-    case "$first" in HEADER_CASE) owned=1 ;; esac
-  fi
-  if [ -z "$link" ]; then
-    link_kind=conf.d; [ -f "$file" ] && enabled=1
-  elif [ -L "$link" ]; then
-    link_kind=symlink
-    [ -f "$file" ] && [ "$(readlink -f -- "$link")" = "$(readlink -f -- "$file")" ] && enabled=1
-  elif [ -e "$link" ]; then link_kind=file
-  fi
-  keys=-
-  if [ -n "$crt" ]; then
-    if [ -s "$crt" ] && [ -s "$key" ]; then keys=present
-    elif [ -e "$crt" ] || [ -e "$key" ]; then keys=incomplete
-    else keys=missing; fi
-  fi
-  pending=0; [ -e "PENDING_DIR/$name" ] && pending=1
-  printf 'site\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-    "$name" "$sum" "$owned" "$enabled" "$link_kind" "$keys" "$pending"
+pos=0
+for arg do  # the arguments are triples: name, certificate, key ("" when not self-signed)
+  case $((pos % 3)) in
+    0) name=$arg ;;
+    1) crt=$arg ;;
+    2) key=$arg
+       site_paths "$layout" "$name"
+       exists=0; owned=0; link_kind=none
+       if [ -f "$file" ]; then
+         exists=1; first=; IFS= read -r first < "$file" || true
+         case "$first" in HEADER_CASE) owned=1 ;; esac
+       fi
+       if [ -z "$link" ]; then link_kind=conf.d
+       elif [ -L "$link" ]; then link_kind=symlink
+       elif [ -e "$link" ]; then link_kind=file; fi
+       keys=-
+       if [ -n "$crt" ]; then
+         if [ -s "$crt" ] && [ -s "$key" ]; then keys=present
+         elif [ -e "$crt" ] || [ -e "$key" ]; then keys=incomplete
+         else keys=missing; fi
+       fi
+       pending=0; [ -e "PENDING_DIR/$name" ] && pending=1
+       printf 'site\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$exists" "$owned" "$link_kind" "$keys" "$pending" ;;
+  esac
+  pos=$((pos + 1))
 done
-for f in /etc/nginx/sites-enabled/* /etc/nginx/conf.d/*.conf; do
-  [ -f "$f" ] || continue
-  first=; IFS= read -r first < "$f" || true
-  owned=0; case "$first" in HEADER_CASE) owned=1 ;; esac
-  grep -Eq '^[[:space:]]*server[[:space:]]*\{?[[:space:]]*$' "$f" || continue
-  ds=0; grep -Eq '^[^#]*listen[^;#]*default_server' "$f" && ds=1
-  printf 'enabled\t%s\t%s\t%s\n' "$f" "$owned" "$ds"
-done
+site_files() {  # $1 = file | link, then the triples: the paths of every site that has one
+  what=$1; shift; pos=0
+  for arg do
+    if [ $((pos % 3)) = 0 ]; then
+      site_paths "$layout" "$arg"
+      if [ "$what" = file ] && [ -f "$file" ]; then printf '%s\0' "$file"; fi
+      if [ "$what" = link ] && [ -n "$link" ] && [ -L "$link" ]; then printf '%s\0%s\0' "$link" "$file"; fi
+    fi
+    pos=$((pos + 1))
+  done
+}
+echo "--sha256--"
+site_files file "$@" | xargs -0r sha256sum --
+echo "--links--"  # pairs of lines: where a sites-enabled link leads, where the site file is
+site_files link "$@" | xargs -0r realpath -m --
+echo "--enabled--"
+set --
+for f in /etc/nginx/sites-enabled/* /etc/nginx/conf.d/*.conf; do [ -f "$f" ] && set -- "$@" "$f"; done
+[ $# = 0 ] || awk '
+  function report() { if (server) printf "enabled\t%s\t%d\t%d\n", name, owned, default_server }
+  FNR == 1 { if (name != "") report(); name = FILENAME; owned = (index($0, HEADER) == 1)
+             server = 0; default_server = 0 }
+  /^[[:space:]]*server[[:space:]]*[{]?[[:space:]]*$/ { server = 1 }
+  /^[^#]*listen[^;#]*default_server/ { default_server = 1 }
+  END { if (name != "") report() }' HEADER="HEADER_TEXT" "$@"
 exit 0
 """
-
 # Exit codes of INSTALL / REMOVE that mean something to the provider.
 REFUSED = 10          # nginx -t refused the candidate; the previous state is back
 ALREADY_BROKEN = 11   # nginx -t fails even without the candidate
@@ -233,7 +251,8 @@ exit 1
 
 
 def _fill(script: str) -> str:
-    return (script.replace("HEADER_CASE", _HEADER_CASE).replace("PENDING_DIR", PENDING_DIR)
+    return (script.replace("HEADER_CASE", _HEADER_CASE).replace("HEADER_TEXT", HEADER_PREFIX)
+            .replace("PENDING_DIR", PENDING_DIR)
             .replace("SELF_SIGNED_DIR", SELF_SIGNED_DIR).replace("NOT_OURS", str(NOT_OURS))
             .replace("ALREADY_BROKEN", str(ALREADY_BROKEN)).replace("REFUSED", str(REFUSED)))
 
@@ -289,9 +308,23 @@ class NginxFacts:
 
 
 def parse_observation(text: str) -> NginxFacts:
-    """Parse OBSERVE's tab-separated output. Unknown or malformed lines are skipped."""
+    """Parse OBSERVE's output: tab-separated tagged lines, then the ``sha256sum`` and
+    ``realpath`` sections. Unknown or malformed lines are skipped."""
     facts = NginxFacts()
-    for line in text.splitlines():
+    head, _, rest = text.partition("--sha256--\n")
+    sums_text, _, rest = rest.partition("--links--\n")
+    links_text, _, enabled_text = rest.partition("--enabled--\n")
+    sums: dict[str, str] = {}
+    for line in sums_text.splitlines():
+        digest, sep, path = line.partition("  ")
+        if sep and len(digest) == 64:
+            sums[path] = "sha256:" + digest
+    resolved = links_text.splitlines()
+    # realpath printed two lines per linked site, in argument order: where the link
+    # leads and the site file's own canonical path. Equal means correctly linked.
+    pairs = iter(zip(resolved[0::2], resolved[1::2], strict=False))
+    rows: list[list[str]] = []
+    for line in (head + enabled_text).splitlines():
         parts = line.split("\t")
         tag = parts[0]
         if tag == "installed" and len(parts) == 2:
@@ -300,14 +333,19 @@ def parse_observation(text: str) -> NginxFacts:
             facts.layout = Layout(parts[1]) if parts[1] in Layout.__members__.values() else Layout.DEBIAN
         elif tag == "service" and len(parts) == 2:
             facts.service = parts[1]
-        elif tag == "site" and len(parts) == 8:
-            _, name, sha, owned, enabled, link_kind, keys, pending = parts
-            facts.sites[name] = SiteFacts(
-                name=name, sha256=None if sha == "-" else "sha256:" + sha, owned=owned == "1",
-                enabled=enabled == "1", link_kind=link_kind, key_pair=None if keys == "-" else keys,
-                reload_pending=pending == "1")
+        elif tag == "site" and len(parts) == 7:
+            rows.append(parts)
         elif tag == "enabled" and len(parts) == 4:
             facts.enabled_files.append(EnabledFile(parts[1], parts[2] == "1", parts[3] == "1"))
+    for _, name, exists, owned, link_kind, keys, pending in rows:
+        linked = False
+        if link_kind == "symlink":
+            target, canonical = next(pairs, ("", "-"))
+            linked = target == canonical
+        facts.sites[name] = SiteFacts(
+            name=name, sha256=sums.get(site_path(facts.layout, name)) if exists == "1" else None,
+            owned=owned == "1", enabled=exists == "1" and (link_kind == "conf.d" or linked),
+            link_kind=link_kind, key_pair=None if keys == "-" else keys, reload_pending=pending == "1")
     return facts
 
 

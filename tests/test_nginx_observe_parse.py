@@ -63,5 +63,5 @@ def test_garbage_lines_are_skipped() -> None:
 
 def test_secret_bearing_site_hash_is_sensitive() -> None:
     facts = parse_observation((FIXTURES / "confd_layout.txt").read_text())
-    state = site_states(facts, ["app"], {"app"})["app"]
+    state = site_states(facts, ["site0"], {"site0"})["site0"]
     assert state is not None and repr(state["content"]) == "(sensitive)"
