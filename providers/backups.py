@@ -117,6 +117,16 @@ def render_script(resource: Backup) -> str:
     return render_backup_script(job_for(resource.name), _settings(resource), variables)
 
 
+def parse_observation(text: str, ids: Sequence[str]) -> dict[str, State | None]:
+    """``OBSERVE_JOBS_SH`` output -> state per id (None: neither file is there)."""
+    jobs, _ = parse_jobs(text)
+    out: dict[str, State | None] = {}
+    for rid in ids:
+        seen = jobs.get(rid)
+        out[rid] = seen.state() if seen is not None and seen.installed else None
+    return out
+
+
 def _within(path: str, parent: str) -> bool:
     path, parent = posixpath.normpath(path), posixpath.normpath(parent)
     return path == parent or path.startswith(parent.rstrip("/") + "/")
@@ -168,12 +178,7 @@ class BackupsProvider(Provider[Backup]):
         if not ids:
             return {}
         result = ctx.transport.run_script(OBSERVE_JOBS_SH, ["backup", *ids])
-        jobs, _ = parse_jobs(result.out)
-        out: dict[str, State | None] = {}
-        for rid in ids:
-            seen = jobs.get(rid)
-            out[rid] = seen.state() if seen is not None and seen.installed else None
-        return out
+        return parse_observation(result.out, ids)
 
     def apply(self, ctx: HostContext, item: ApplyItem) -> None:
         job = job_for(item.change.id)

@@ -119,6 +119,33 @@ def render_script(resource: RetentionRule) -> str:
     return render_retention_script(job_for(resource.name), _settings(resource), script_variables(resource))
 
 
+def parse_observation(text: str, ids: Sequence[str], in_spec: set[str]) -> tuple[
+        int | None, dict[str, State | None]]:
+    """``OBSERVE_SH`` output -> (the host's reference time, state per id).
+
+    A rule in the spec always has a state (its files over the limits are part of
+    it); one that left the spec is None once its script and entry are gone."""
+    jobs, preamble = parse_jobs(text)
+    host_now = next((int(f[1]) for f in preamble if f[0] == "now" and f[1:] and f[1].isdigit()), None)
+    out: dict[str, State | None] = {}
+    for rid in ids:
+        seen = jobs.get(rid)
+        if rid not in in_spec:  # left the spec: only its files matter
+            out[rid] = seen.state() if seen is not None and seen.installed else None
+            continue
+        state = seen.state() if seen is not None else {}
+        over: dict[str, dict[str, Any]] = {}
+        problem: str | None = None
+        for line in seen.extra if seen is not None else []:
+            if line[0] == "over" and len(line) >= 5:
+                path = "\t".join(line[4:])  # a tab in a file name splits the line further
+                over[path] = {"mtime": int(line[1]), "size": int(line[2]), "limit": line[3]}
+            elif line[0] == "problem":
+                problem = "\t".join(line[1:])
+        out[rid] = {**state, OVER_LIMITS: over, PROBLEM: problem}
+    return host_now, out
+
+
 def _iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -175,27 +202,10 @@ class RetentionProvider(Provider[RetentionRule]):
                 variables = script_variables(res)
                 args += ["yes", *(variables[v] for v in VARIABLES)]
         result = ctx.transport.run_script(OBSERVE_SH, args)
-        jobs, preamble = parse_jobs(result.out)
-        for fields in preamble:
-            if fields[0] == "now" and fields[1:]:
-                ctx.scratch.setdefault(_NOW_KEY, int(fields[1]))
-        out: dict[str, State | None] = {}
-        for rid in ids:
-            seen = jobs.get(rid)
-            if rid not in resources:  # left the spec: only its files matter
-                out[rid] = seen.state() if seen is not None and seen.installed else None
-                continue
-            state = seen.state() if seen is not None else {}
-            over: dict[str, dict[str, Any]] = {}
-            problem: str | None = None
-            for line in seen.extra if seen is not None else []:
-                if line[0] == "over" and len(line) >= 5:
-                    path = "\t".join(line[4:])
-                    over[path] = {"mtime": int(line[1]), "size": int(line[2]), "limit": line[3]}
-                elif line[0] == "problem":
-                    problem = "\t".join(line[1:])
-            out[rid] = {**state, OVER_LIMITS: over, PROBLEM: problem}
-        return out
+        host_now, states = parse_observation(result.out, ids, set(resources))
+        if host_now is not None:
+            ctx.scratch.setdefault(_NOW_KEY, host_now)
+        return states
 
     def compare(self, desired: State, actual: State) -> list[FieldChange]:
         """Settings and files as usual; then one field per file over the limits, named

@@ -83,7 +83,8 @@ def read_cron_entry(host: TestHost, path: str) -> CronEntry:
     return CronEntry(" ".join(fields[:5]), fields[5], " ".join(fields[6:]))
 
 
-def run_cron_command(host: TestHost, entry: CronEntry, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_cron_command(host: TestHost, entry: CronEntry,
+                     check: bool = True) -> subprocess.CompletedProcess[str]:
     """Execute the entry's command on the host the way cron does: ``sh -c`` as its user,
     with the cron file's PATH."""
     assert entry.user == "root"
@@ -108,8 +109,8 @@ def start_postgres(host: TestHost, image: str, name: str = PG_CONTAINER) -> str:
                "-e", f"POSTGRES_DB={PG_DATABASE}", image])
 
     def ready() -> bool:
-        probe = host.exec(["docker", "exec", name, "psql", "-U", PG_USER, "-d", PG_DATABASE, "-tAc", "select 1"],
-                          check=False, timeout=30)
+        probe = host.exec(["docker", "exec", name, "psql", "-U", PG_USER, "-d", PG_DATABASE,
+                           "-tAc", "select 1"], check=False, timeout=30)
         return probe.returncode == 0 and probe.stdout.strip() == "1"
 
     try:

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from testbed.hosts import TestHost
-from tests.backups_support import files_in, plan_changes, read_cron_entry, reconcile, run_cron_command, write_spec
+from tests.backups_support import (
+    files_in,
+    plan_changes,
+    read_cron_entry,
+    reconcile,
+    run_cron_command,
+    write_spec,
+)
 
 SCRIPT = "/usr/local/lib/reconciler/backup-site"
 CRON = "/etc/cron.d/reconciler-backup-site"
@@ -32,7 +39,8 @@ def test_backups_converge_drift_and_prune(fresh_host: TestHost, tmp_path: Path) 
     host.exec("mkdir -p /srv/site && echo hello > /srv/site/index.html")
     # An unowned neighbour in the same places: never touched.
     host.exec("echo '0 5 * * * root true' > /etc/cron.d/reconciler-backup-other && "
-              "mkdir -p /usr/local/lib/reconciler && echo '#!/bin/sh' > /usr/local/lib/reconciler/backup-other")
+              "mkdir -p /usr/local/lib/reconciler && "
+              "echo '#!/bin/sh' > /usr/local/lib/reconciler/backup-other")
     spec = write_spec(tmp_path / "spec", host, {"backups": [backup()]})
 
     planned = plan_changes(spec)

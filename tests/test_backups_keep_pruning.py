@@ -64,7 +64,8 @@ def test_keep_days_leaves_seven_of_nine_daily_backups(fresh_host: TestHost, tmp_
 
 
 @pytest.mark.timeout(600)
-def test_count_and_days_both_hold_and_only_successful_runs_prune(fresh_host: TestHost, tmp_path: Path) -> None:
+def test_count_and_days_both_hold_and_only_successful_runs_prune(
+        fresh_host: TestHost, tmp_path: Path) -> None:
     host = fresh_host
     host.exec("mkdir -p /srv/site && echo hello > /srv/site/index.html")
     spec = write_spec(tmp_path / "spec", host, spec_with({"days": 7, "count": 3}))

@@ -47,7 +47,8 @@ def test_cron_command_backup_restores_into_fresh_database(
     entry = read_cron_entry(host, "/etc/cron.d/reconciler-backup-appdb")
     assert entry.schedule == SCHEDULE
     assert entry.command == "/usr/local/lib/reconciler/backup-appdb"
-    assert host.exec(["stat", "-c", "%U %a", "/etc/cron.d/reconciler-backup-appdb"]).stdout.strip() == "root 644"
+    cron_file = host.exec(["stat", "-c", "%U %a", "/etc/cron.d/reconciler-backup-appdb"]).stdout
+    assert cron_file.strip() == "root 644"
 
     run = run_cron_command(host, entry)
     assert "wrote /var/backups/appdb/appdb-" in run.stdout
