@@ -85,7 +85,11 @@ do_delete() {
     return 3
   fi
   real_root=$(realpath -e -- "$ROOT") || return 3
-  failed=0
+  batch=$(mktemp -d) || return 3
+  : >"$batch/candidates"
+  last_dir=; last_real=
+  # Checks per line with shell builtins only (a fork per file made large deletions slow);
+  # realpath runs once per directory.
   while IFS="$TAB" read -r mtime size path; do
     [ -n "$path" ] || continue
     case $path in "$ROOT"/*) ;; *) printf 'skipped\t%s\toutside %s\n' "$path" "$ROOT"; continue ;; esac
@@ -99,18 +103,34 @@ do_delete() {
     if [ -L "$path" ] || [ ! -f "$path" ]; then
       printf 'skipped\t%s\tno longer a regular file\n' "$path"; continue
     fi
-    if ! real_dir=$(realpath -e -- "$dir" 2>/dev/null); then
-      printf 'skipped\t%s\tits directory is gone\n' "$path"; continue
+    if [ "$dir" != "$last_dir" ]; then
+      last_dir=$dir
+      last_real=$(realpath -e -- "$dir" 2>/dev/null) || last_real=
     fi
-    case $real_dir in
+    case $last_real in
+      '') printf 'skipped\t%s\tits directory is gone\n' "$path"; continue ;;
       "$real_root"|"$real_root"/*) ;;
       *) printf 'skipped\t%s\tits directory now resolves outside %s\n' "$path" "$ROOT"; continue ;;
     esac
-    if [ "$(stat -c '%Y %s' -- "$path" 2>/dev/null)" != "$mtime $size" ]; then
-      printf 'skipped\t%s\tchanged since it was selected\n' "$path"; continue
-    fi
-    if rm -f -- "$path"; then printf 'deleted\t%s\n' "$path"; else printf 'failed\t%s\n' "$path"; failed=1; fi
+    printf '%s\t%s\t%s\n' "$mtime" "$size" "$path" >>"$batch/candidates"
   done
+  # One stat for every candidate: a file whose mtime or size changed since it was
+  # selected is skipped; the rest are removed by one rm.
+  cut -f 3- "$batch/candidates" | xargs -r -d '\n' stat -c "%Y$TAB%s$TAB%n" -- >"$batch/current" 2>/dev/null
+  awk -F "$TAB" -v approved="$batch/approved" '
+    NR == FNR { p = $3; for (i = 4; i <= NF; i++) p = p FS $i; seen[p] = $1 FS $2; next }
+    { p = $3; for (i = 4; i <= NF; i++) p = p FS $i
+      if ((p in seen) && seen[p] == $1 FS $2) print p > approved
+      else print "skipped" FS p FS "changed since it was selected" }' "$batch/current" "$batch/candidates"
+  failed=0
+  if [ -s "$batch/approved" ]; then
+    xargs -r -d '\n' rm -f -- <"$batch/approved"
+    while IFS= read -r path; do
+      if [ -e "$path" ] || [ -L "$path" ]; then printf 'failed\t%s\n' "$path"; failed=1
+      else printf 'deleted\t%s\n' "$path"; fi
+    done <"$batch/approved"
+  fi
+  rm -rf -- "$batch"
   return $failed
 }
 
