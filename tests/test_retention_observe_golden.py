@@ -37,7 +37,8 @@ def test_plan_fields_name_each_file_over_the_limits() -> None:
     rule = RetentionRule.model_validate({"name": "app-logs", "path": "/var/log/app", "glob": "*.log",
                                          "max_age": "14d", "max_count": 2})
     fields = provider.compare(provider.desired(rule, OFFLINE), actual)
-    assert [(f.path, f.old, f.new) for f in fields] == [
+    # (The script hash also differs whenever the script template changes; not this test's concern.)
+    assert [(f.path, f.old, f.new) for f in fields if f.path.startswith("over_limits.")] == [
         ("over_limits./var/log/app/c.log",
          {"modified": "2026-01-07T12:00:00Z", "size": 6, "over": "max_count"}, None),
         ("over_limits./var/log/app/old.log",
