@@ -5,10 +5,14 @@ would look them up (``server_names``, ``proxy_pass``, ``client_max_body_size``)
 and plain words where nginx needs several directives for one idea
 (``tls.redirect_http``, ``rate_limit.requests_per_minute``).
 
-Every string that ends up inside a directive is checked here for characters that
-would end or open a directive (``;``, ``{``, ``}``, newlines), so a value can
-never inject configuration. Raw nginx text is only accepted where the spec says
-so: ``extra`` lists and ``config``.
+Every string that ends up inside a directive is either rendered quoted or checked
+here for characters that would end or open a directive (``;``, ``{``, ``}``,
+newlines), so a value can never inject configuration. Raw nginx text is only
+accepted where the spec says so: ``extra`` lists and ``config``.
+
+Spec strings get the reconciler's ``${var}`` substitution before nginx sees them,
+and nginx's own ``${name}`` spelling collides with it (``${host}`` is the host's
+name in the spec, always defined): write ``$host``, or escape it as ``$${host}``.
 """
 
 from __future__ import annotations
@@ -350,7 +354,10 @@ def validate_site(site: NginxSite) -> list[Issue]:
             issues.append(Issue(("config",), "config is empty"))
         return issues
     for n, server_name in enumerate(site.server_names):
-        issues += _word(server_name, ("server_names", n), "server name")
+        # Rendered quoted when needed, so a regex name (~^app\d{2}\.example\.com$) may use braces.
+        if not server_name or _HAS_SPACE.search(server_name) or _LINE_BREAK.search(server_name):
+            issues.append(Issue(("server_names", n), f"a server name is one word without spaces, "
+                                                     f"got {server_name!r}"))
     if site.listen is not None:
         issues += _listen(site.listen, ("listen",))
         if not site.listen and site.tls is None:

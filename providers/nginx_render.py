@@ -133,7 +133,7 @@ def _listen_lines(ports: list[int | str], *, ipv6: bool, ssl: bool, http2: bool,
 
 
 def _server_name(site: NginxSite) -> str:
-    return "server_name " + (" ".join(site.server_names) if site.server_names else "_") + ";"
+    return "server_name " + (" ".join(map(quote, site.server_names)) if site.server_names else "_") + ";"
 
 
 def _directive(line: str) -> str:

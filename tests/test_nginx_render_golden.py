@@ -75,3 +75,12 @@ def test_extra_directives_get_their_semicolon() -> None:
     assert "    add_header X-A a;\n" in text and "    add_header X-B b;\n" in text
     assert "    proxy_set_header X-Token ${secret:token};\n" in text
     assert "    location /x {\n        return 204;\n    }\n" in text
+
+
+def test_values_that_could_break_out_are_quoted() -> None:
+    site = NginxSite.model_validate({"name": "q", "server_names": ["~^app\\d{2};\\.example\\.com$"],
+                                     "locations": [{"path": '~ ^/a"b{1}', "return": 204}]})
+    assert validate_site(site) == []
+    text = render_site(site)
+    assert 'server_name "~^app\\\\d{2};\\\\.example\\\\.com$";' in text
+    assert 'location ~ "^/a\\"b{1}" {' in text

@@ -23,8 +23,8 @@ def issues(spec: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
 @pytest.mark.parametrize(("spec", "path", "fragment"), [
     ({"name": "default", "locations": [PROXY]}, ("name",), "Debian's own default site"),
     ({"name": "../etc", "locations": [PROXY]}, ("name",), "may use letters"),
-    ({"name": "a", "server_names": ["a.com; include /etc/passwd"]}, ("server_names", 0), "must not contain"),
-    ({"name": "a", "server_names": ["a.com b.com"]}, ("server_names", 0), "one word"),
+    ({"name": "a", "server_names": ["a.com; include /etc/passwd"]}, ("server_names", 0), "one word"),
+    ({"name": "a", "server_names": ["a.com\nb.com"]}, ("server_names", 0), "one word"),
     ({"name": "a", "listen": [70000]}, ("listen", 0), "expected a port"),
     ({"name": "a", "listen": []}, ("listen",), "at least one port"),
     ({"name": "a", "tls": {}}, ("tls",), "certificate and key, or self_signed"),
