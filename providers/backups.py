@@ -168,7 +168,16 @@ class BackupsProvider(Provider[Backup]):
                                         "each backup would contain the previous ones"))
             if len(set(map(posixpath.normpath, paths))) != len(paths):
                 issues.append(Issue(("source", "paths"), "a path is listed twice"))
+        if resource.keep.days is None and resource.keep.count is None:
+            issues.append(Issue(("keep",), "no keep limit: every backup is kept and the destination "
+                                           "only grows", warning=True))
         return issues
+
+    def requires(self, resource: Backup) -> list[str]:
+        """A database backup goes after its container when the spec manages it (an
+        address the spec does not define is ignored by the engine)."""
+        pg = resource.source.postgres
+        return [f"containers:{pg.container}"] if pg is not None else []
 
     def desired(self, resource: Backup, ctx: HostContext) -> State:
         return job_for(resource.name).desired(resource.schedule, _settings(resource), render_script(resource))

@@ -84,3 +84,4 @@ backups:
     assert "backups[0].source.paths[1]: must be an absolute path" in err
     assert "backups[0].source.paths[0]: the destination '/srv/data/backups' is inside '/srv/data'" in err
     assert "backups[2].source.postgres.database: backup settings are written into a script" in err
+    assert "warning: " in err and "backups[0].keep: no keep limit: every backup is kept" in err
