@@ -13,12 +13,14 @@ Two ways to run the controller against real hosts:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -129,10 +131,13 @@ def main_pid(host: TestHost) -> int:
 
 # ------------------------------------------------------------------------------ on this machine
 
-def ssh_hosts_yaml(host: TestHost, name: str = "web", port: int | None = None) -> str:
+def ssh_hosts_yaml(host: TestHost, name: str = "web", port: int | None = None,
+                   known_hosts: Path | None = None) -> str:
     url = host.ssh_url if port is None else f"ssh://root@127.0.0.1:{port}"
-    return (f"hosts:\n  {name}:\n    connect: {json.dumps(url)}\n    identity_file: {json.dumps(str(host.key_path))}\n"
-            f"    known_hosts: {json.dumps(str(host.known_hosts_path))}\n")
+    known = known_hosts or host.known_hosts_path
+    return (f"hosts:\n  {name}:\n    connect: {json.dumps(url)}\n"
+            f"    identity_file: {json.dumps(str(host.key_path))}\n"
+            f"    known_hosts: {json.dumps(str(known))}\n")
 
 
 class LocalRepo:
@@ -223,3 +228,68 @@ def run_once(repo: Path, state: Path, *flags: str) -> subprocess.CompletedProces
     return subprocess.run([RECONCILE, "watch", "--once", "--repo", str(repo), "--path", "specs",
                            "--state-dir", str(state), "--listen", "off", "--log-format", "json", *flags],
                           capture_output=True, text=True, timeout=600, check=False)
+
+
+class TcpForwarder:
+    """A switchable TCP forwarder on 127.0.0.1 to a test host's published port, to cut
+    and restore the network path for real (connection refused while off)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self._server: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def enable(self) -> None:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(16)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def disable(self) -> None:
+        """Stop listening and cut every forwarded connection."""
+        with self._lock:
+            server, self._server = self._server, None
+            conns, self._conns = self._conns, []
+        for sock in [s for s in [server] if s is not None] + conns:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+    def known_hosts(self, host: TestHost, path: Path) -> Path:
+        """A known_hosts file for the host as reached through this forwarder."""
+        lines = [line.replace(f"[127.0.0.1]:{host.ssh_port}", f"[127.0.0.1]:{self.port}")
+                 for line in host.host_key_lines]
+        path.write_text("\n".join(lines) + "\n")
+        return path

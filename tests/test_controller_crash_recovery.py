@@ -11,13 +11,13 @@ import pytest
 from testbed.hosts import TestHost
 from tests.controller_support import (
     LOCAL_HOSTS_YAML,
-    UNIT,
     HostRepo,
     files_yaml,
     host_history,
     host_status,
     install_controller,
     journal,
+    main_pid,
     wait_applied,
     wait_for,
 )
@@ -67,7 +67,8 @@ def test_sigkill_mid_apply_converges_on_restart(shared_host: TestHost) -> None:
     install_controller(host)
     wait_applied(host, first)
 
-    repo.write("specs/many.yaml", files_yaml({f"/srv/many/f{i:03d}.txt": f"{i:03d}-{BODY}" for i in range(COUNT)}))
+    many_files = {f"/srv/many/f{i:03d}.txt": f"{i:03d}-{BODY}" for i in range(COUNT)}
+    repo.write("specs/many.yaml", files_yaml(many_files))
     many = repo.commit("400 files")
     pid, written = map(int, host.exec(["bash", "-c", KILL_MID_APPLY], timeout=120).stdout.split())
     assert 0 < written < COUNT, f"the kill did not land mid-apply ({written} of {COUNT} files written)"
@@ -77,9 +78,8 @@ def test_sigkill_mid_apply_converges_on_restart(shared_host: TestHost) -> None:
     assert after_kill["bad"] == [], f"half-written files after SIGKILL: {after_kill['bad']}"
 
     # systemd restarts it; the in-flight run is resumed and converges.
-    wait_for("systemd to restart the controller",
-             lambda: (p := int(host.exec(["systemctl", "show", "-p", "MainPID", "--value", UNIT]).stdout.strip()
-                               or 0)) not in (0, pid) and p, timeout=60, explain=lambda: journal(host))
+    wait_for("systemd to restart the controller", lambda: main_pid(host) not in (0, pid), timeout=60,
+             explain=lambda: journal(host))
     status = wait_applied(host, many, timeout=300)
     assert status["in_flight"] is None and status["last_error"] is None
     final = check_files(host)

@@ -58,13 +58,13 @@ def test_metrics_and_healthz(shared_host: TestHost, tmp_path: Path) -> None:
         assert code == 200 and body.startswith("ok")
         code, content_type, text = get(port, "/metrics")
         assert code == 200 and content_type.startswith("text/plain; version=")
+        corrected = ("reconciler_controller_drift_events_total", (("outcome", "corrected"),))
         values = wait_for("the drift event in /metrics",
-                          lambda: (v := samples(get(port, "/metrics")[2])).get(
-                              ("reconciler_controller_drift_events_total", (("outcome", "corrected"),))) and v,
-                          timeout=30)
-        assert values[("reconciler_controller_runs_total", (("cause", "commit"), ("result", "applied")))] == 1
-        assert values[("reconciler_controller_runs_total", (("cause", "drift"), ("result", "corrected")))] >= 1
-        assert values[("reconciler_controller_drift_events_total", (("outcome", "corrected"),))] >= 1
+                          lambda: (v := samples(get(port, "/metrics")[2])).get(corrected) and v, timeout=30)
+        runs = "reconciler_controller_runs_total"
+        assert values[(runs, (("cause", "commit"), ("result", "applied")))] == 1
+        assert values[(runs, (("cause", "drift"), ("result", "corrected")))] >= 1
+        assert values[corrected] >= 1
         assert values[("reconciler_controller_run_duration_seconds_count", (("cause", "commit"),))] == 1
         assert values[("reconciler_controller_last_applied_info",
                        (("branch", "main"), ("revision", sha)))] == 1

@@ -35,8 +35,8 @@ git -C "$1" config gpg.format ssh
 
 def refused(host: TestHost, sha: str) -> dict[str, object]:
     status = wait_for(f"commit {sha[:12]} to be refused",
-                      lambda: (s := host_status(host)).get("last_error") and s["last_error"]["revision"] == sha
-                      and s, timeout=60, explain=lambda: journal(host))
+                      lambda: (s := host_status(host)).get("last_error")
+                      and s["last_error"]["revision"] == sha and s, timeout=60, explain=lambda: journal(host))
     error: dict[str, object] = status["last_error"]
     assert error["cause"] == "signature"
     assert sha in status["quarantined"]
@@ -64,7 +64,8 @@ def test_only_commits_signed_by_an_allowed_key_are_applied(shared_host: TestHost
     assert read_file(host, APP) == "signed 1\n"
 
     repo.write("specs/app.yaml", files_yaml({APP: "stranger\n"}))
-    stranger = signed_commit(host, "signed by someone else", ("-c", "user.signingkey=/root/keys/stranger.pub"))
+    stranger_key = ("-c", "user.signingkey=/root/keys/stranger.pub")
+    stranger = signed_commit(host, "signed by someone else", stranger_key)
     error = refused(host, stranger)
     assert "signature check failed" in str(error["message"])
     assert read_file(host, APP) == "signed 1\n"

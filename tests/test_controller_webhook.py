@@ -39,7 +39,8 @@ def post_hook(host: TestHost, body: str, signature: str | None) -> int:
 @pytest.mark.timeout(600)
 def test_webhook_needs_a_valid_hmac_and_triggers_a_fetch(shared_host: TestHost) -> None:
     host = shared_host
-    host.exec(["sh", "-c", f"mkdir -p /etc/reconciler && umask 077 && printf '%s\\n' '{SECRET}' > {SECRET_FILE}"])
+    host.exec(["sh", "-c", 'mkdir -p /etc/reconciler && umask 077 && printf "%s\\n" "$1" > "$2"', "sh",
+               SECRET, SECRET_FILE])
     repo = HostRepo(host).init()
     repo.write("specs/hosts.yaml", LOCAL_HOSTS_YAML)
     repo.write("specs/app.yaml", files_yaml({APP: "one\n"}))

@@ -226,7 +226,8 @@ class ControllerConfig(BaseModel):
 
     @property
     def state_path(self) -> Path:
-        return Path(self.state_dir)
+        """Absolute: git runs in other directories (``git -C``) and must find the worktrees."""
+        return Path(self.state_dir).absolute()
 
     @property
     def listen_address(self) -> tuple[str, int] | None:

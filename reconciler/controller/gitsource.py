@@ -10,6 +10,7 @@ against the files of its own commit.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -54,8 +55,12 @@ def _stderr(exc: git.GitCommandError) -> str:
 def local_git_dir(url: str) -> Path | None:
     """The directory to watch when ``url`` is a repository on this machine: its
     ``.git`` directory, or the repository itself when bare. None for remote URLs."""
-    path = Path(url.removeprefix("file://")) if url.startswith(("file://", "/", ".")) else None
-    if path is None or not path.exists():
+    if "://" in url and not url.startswith("file://"):
+        return None
+    if "://" not in url and re.match(r"^[^/]+:", url):
+        return None  # scp-like syntax: user@host:path
+    path = Path(url.removeprefix("file://"))
+    if not path.exists():
         return None
     path = path.resolve()
     if (path / ".git").is_dir():

@@ -321,7 +321,9 @@ class Controller:
                     break
                 if self._want_drift is not None and now >= self._drift_not_before:
                     break
-                deadline = min(next_fetch, next_drift, self._retry_due(), self._window_due())
+                if self.status.retry is not None and time.time() >= self.status.retry.next_at:
+                    break
+                deadline = min(next_fetch, next_drift, self._retry_due(now), self._window_due(now))
                 if self._want_drift is not None:
                     deadline = min(deadline, self._drift_not_before)
                 if now >= deadline:
@@ -335,18 +337,19 @@ class Controller:
             fetch = Trigger.RETRY
         return fetch, drift
 
-    def _retry_due(self) -> float:
+    def _retry_due(self, now: float) -> float:
+        """When the pending retry is due, on the monotonic clock (``now`` is monotonic)."""
         if self.status.retry is None:
             return float("inf")
-        return time.monotonic() + max(0.0, float(self.status.retry.next_at) - time.time())
+        return now + max(0.0, float(self.status.retry.next_at) - time.time())
 
-    def _window_due(self) -> float:
+    def _window_due(self, now: float) -> float:
         if self.status.pending is None and not self.status.pending_drift:
             return float("inf")
         decision = self._decide()
         if decision.next_change is None:
             return float("inf")
-        return time.monotonic() + max(1.0, (decision.next_change - datetime.now(UTC)).total_seconds())
+        return now + max(1.0, (decision.next_change - datetime.now(UTC)).total_seconds())
 
     def _guarded(self, step: Any, trigger: Trigger) -> None:
         """Run one step; a bug in it is logged and recorded, never fatal to the loop."""
