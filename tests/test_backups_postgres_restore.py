@@ -69,3 +69,10 @@ def test_cron_command_backup_restores_into_fresh_database(
     assert rows.splitlines() == [f"{i}|{label}" for i, label in ROWS]
     # The source database is untouched by a restore elsewhere.
     assert psql(host, "select count(*) from items") == str(len(ROWS))
+
+    # Restoring over the live database (the default target) conflicts with its tables:
+    # refused in one transaction, so nothing changes.
+    psql(host, "insert into items values (4, 'added after the backup')")
+    refused = reconcile("backup", "restore", "appdb", spec, check_code=1)
+    assert "already exists" in refused.stderr and "rolled back" in refused.stderr
+    assert psql(host, "select count(*) from items") == str(len(ROWS) + 1)
