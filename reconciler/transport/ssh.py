@@ -9,7 +9,6 @@ OpenSSH's ``StrictHostKeyChecking=accept-new`` does.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -72,7 +71,8 @@ class _SSHLock(HostLock):
 
 class SSHTransport(Transport):
     def __init__(self, host_name: str, url: str, *, identity_file: str | None = None,
-                 known_hosts: str | None = None, host_key: str = "check", connect_timeout: float = 15) -> None:
+                 known_hosts: str | None = None, host_key: str = "check",
+                 connect_timeout: float = 15) -> None:
         super().__init__(host_name)
         self.target = SSHTarget.parse(url)
         self.identity_file = identity_file
@@ -107,15 +107,22 @@ class SSHTransport(Transport):
                 timeout=self.connect_timeout, banner_timeout=self.connect_timeout,
                 auth_timeout=self.connect_timeout, allow_agent=True, look_for_keys=self.identity_file is None,
             )
+        except paramiko.ssh_exception.NoValidConnectionsError as exc:
+            # paramiko's own text is "[Errno None] Unable to connect to port N on ADDR";
+            # the per-address errors say why (connection refused, no route to host).
+            reasons = sorted({getattr(e, "strerror", None) or str(e)
+                              for e in exc.errors.values()}) or [str(exc)]
+            raise TransportError(f"{self.target}: cannot connect: {'; '.join(reasons)}") from exc
         except paramiko.BadHostKeyException as exc:
-            raise TransportError(f"{self.target}: host key CHANGED (possible man-in-the-middle): {exc}") from exc
+            raise TransportError(
+                f"{self.target}: host key CHANGED (possible man-in-the-middle): {exc}") from exc
         except paramiko.SSHException as exc:
             if "not found in known_hosts" in str(exc):
                 raise TransportError(
                     f"{self.target}: unknown host key; add it to known_hosts or set "
                     f"`host_key: accept-new` on host {self.host_name}") from exc
             raise TransportError(f"{self.target}: SSH failed: {exc}") from exc
-        except (OSError, socket.timeout) as exc:
+        except OSError as exc:  # TimeoutError is an OSError
             raise TransportError(f"{self.target}: cannot connect: {exc}") from exc
         transport = client.get_transport()
         if transport is not None:
@@ -152,7 +159,8 @@ class SSHTransport(Transport):
             channel.exec_command(self.quote(argv))
             # Drain stderr in a thread: a full stderr window would otherwise stall stdout.
             err_chunks: list[bytes] = []
-            err_thread = threading.Thread(target=self._drain, args=(channel.recv_stderr, err_chunks), daemon=True)
+            err_thread = threading.Thread(target=self._drain, args=(channel.recv_stderr, err_chunks),
+                                          daemon=True)
             err_thread.start()
             if stdin:
                 channel.sendall(stdin)
@@ -161,7 +169,7 @@ class SSHTransport(Transport):
             self._drain(channel.recv, out_chunks)
             err_thread.join(timeout)
             code = channel.recv_exit_status()
-        except (TimeoutError, socket.timeout) as exc:
+        except TimeoutError as exc:
             raise TransportError(f"{self.target}: `{argv[0]}` timed out after {timeout} s") from exc
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise TransportError(f"{self.target}: connection failed during `{argv[0]}`: {exc}") from exc
@@ -176,7 +184,7 @@ class SSHTransport(Transport):
         while True:
             try:
                 chunk = recv(65536)
-            except (TimeoutError, socket.timeout, OSError):
+            except OSError:  # TimeoutError included
                 return
             if not chunk:
                 return
@@ -194,7 +202,7 @@ class SSHTransport(Transport):
                 if not chunk:
                     break
                 buf += chunk
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             pass
         if buf.strip() != b"LOCKED":
             channel.close()
