@@ -180,7 +180,7 @@ class RetentionProvider(Provider[RetentionRule]):
                 except ValueError as exc:
                     issues.append(Issue((field_name,), str(exc)))
         if resource.max_age is None and resource.max_count is None and resource.max_total_size is None:
-            issues.append(Issue(("name",), "set at least one limit: max_age, max_count or max_total_size"))
+            issues.append(Issue((), "set at least one limit: max_age, max_count or max_total_size"))
         return issues
 
     def desired(self, resource: RetentionRule, ctx: HostContext) -> State:
