@@ -9,78 +9,39 @@ Apply, per run of service changes:
 * ``begin``: render every changed unit, check them all with ``systemd-analyze verify``
   on the host in one command (a unit that fails is never installed; its change fails
   quoting systemd's message), write environment files (0600) and units atomically,
-  then ONE ``daemon-reload``.
-* ``apply``: unmask/enable/disable, then restart when the unit, its environment, a
-  file it reads or a ``restart_on`` resource changed (or start it when it is not
-  running), then wait for its health check; an unhealthy service fails the change
-  with the journal tail. A prune stops, disables and deletes.
+  then enable/disable them all and ONE ``daemon-reload``, in one command.
+* ``apply``: restart when the unit, its environment, a file it reads or a
+  ``restart_on`` resource changed, or when it is not running; then wait for its health
+  check (an unhealthy service fails the change with the journal tail). Stop a service
+  the spec wants stopped. A prune stops, disables and deletes.
 * ``finish``: one ``daemon-reload`` after prunes.
 """
 
 from __future__ import annotations
 
-import io
-import re
-import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from providers.services_health import journal_tail, wait_healthy
-from providers.services_model import UNIT_NAME, Service, unit_reference, validate_service
+from providers.services_model import ENV_DIR, UNIT_DIR, UNIT_NAME, Service, unit_reference, validate_service
 from providers.services_observe import observe_argv, parse_observation, service_state, watched_files
 from providers.services_render import digest, env_text, render_env_file, render_unit
+from providers.services_systemd import (
+    ENABLE_SCRIPT,
+    PRUNE_SCRIPT,
+    STOP_SCRIPT,
+    VERIFY_SCRIPT,
+    failures,
+    parse_unit_results,
+    parse_verify_output,
+    unit_archive,
+)
 from reconciler.errors import ApplyError, CommandFailed
 from reconciler.plan import Action
 from reconciler.provider import ApplyItem, HostContext, Issue, Provider, State
 from reconciler.sensitive import KNOWN_AFTER_APPLY, KnownAfterApply, Sensitive
 
 __all__ = ["Service", "ServicesProvider"]
-
-# Unit files arrive as a tar archive on stdin (no unit text in argv). Each is checked
-# in the same temporary directory, so units that require each other find each other;
-# verify adds the unit's directory to its search path. --recursive-errors=one fails on
-# warnings (unknown keys, bad values) in the unit and its direct dependencies (a
-# Requires= of a missing unit), not on noise deeper down; --man=no because servers
-# rarely have man pages for Documentation= to point at.
-VERIFY_SCRIPT = r"""
-set -eu
-command -v systemd-analyze >/dev/null 2>&1 || {
-  echo "systemd-analyze is not installed on the host (package systemd)" >&2; exit 127; }
-dir=$(mktemp -d /tmp/reconciler-verify.XXXXXXXX)
-trap 'rm -rf -- "$dir"' EXIT
-tar -x -C "$dir" -f -
-printf '@@dir %s\n' "$dir"
-for unit in "$@"; do
-  rc=0
-  out=$(cd / && systemd-analyze verify --recursive-errors=one --man=no "$dir/$unit" 2>&1) || rc=$?
-  printf '@@unit %s %s\n%s\n' "$rc" "$unit" "$out"
-done
-"""
-
-# Enable/disable and start/stop in one command. $2: enable | disable | keep;
-# $3: restart | stop | keep; $4: "masked" when the unit is masked; $5: "runtime" when
-# it is enabled-runtime (a /run link that `disable` alone would leave behind).
-CONTROL_SCRIPT = r"""
-set -eu
-unit=$1
-[ "$4" = masked ] && systemctl unmask -- "$unit"
-case "$2" in
-  enable) systemctl enable -- "$unit" ;;
-  disable) [ "$5" = runtime ] && systemctl disable --runtime -- "$unit"; systemctl disable -- "$unit" ;;
-esac
-case "$3" in
-  restart) systemctl restart -- "$unit" ;;
-  stop) systemctl stop -- "$unit"; systemctl reset-failed -- "$unit" 2>/dev/null || true ;;
-esac
-"""
-
-PRUNE_SCRIPT = r"""
-set -eu
-unit=$1
-systemctl disable --now -- "$unit"
-rm -f -- "$2" "$3"
-systemctl reset-failed -- "$unit" 2>/dev/null || true
-"""
 
 SCRATCH_KEY = "services"
 
@@ -99,7 +60,7 @@ class _Write:
 class _RunState:
     """Per host and run (kept in ``ctx.scratch``): what ``begin`` did for each service."""
 
-    refused: dict[str, str] = field(default_factory=dict)   # name -> why it was not installed
+    refused: dict[str, str] = field(default_factory=dict)   # name -> why its change failed in begin
     rewritten: set[str] = field(default_factory=set)        # unit or environment written
     reload_after_prune: bool = False
 
@@ -192,13 +153,18 @@ class ServicesProvider(Provider[Service]):
 
     # ------------------------------------------------------------------ changing
     def begin(self, ctx: HostContext, items: Sequence[ApplyItem]) -> None:
+        """Verify, write and enable every changed service, then ONE daemon-reload. A
+        service that fails here is recorded, and its ``apply`` raises the reason."""
         run = _run_state(ctx)
-        writes = [w for w in (self._pending_write(ctx, item, run) for item in items) if w is not None]
-        refused = self._verify_units(ctx, [(w.service, w.unit_text) for w in writes
-                                           if w.unit_text is not None])
-        run.refused.update(refused)
+        live = [i for i in items if i.change.action is not Action.DELETE and isinstance(i.resource, Service)]
+        writes = [w for w in (self._pending_write(ctx, item, run) for item in live) if w is not None]
+        units = {w.service.unit_name: w.unit_text for w in writes if w.unit_text is not None}
+        if units:
+            result = ctx.transport.run_script(VERIFY_SCRIPT, list(units), stdin=unit_archive(units))
+            run.refused.update({name: f"{name}.service was not installed: {why}"
+                                for name, why in parse_verify_output(result.out, units).items()})
         for w in writes:
-            if w.service.name in refused:
+            if w.service.name in run.refused:
                 continue
             # The environment goes first: the new unit may already point at it.
             if w.remove_env:
@@ -208,10 +174,15 @@ class ServicesProvider(Provider[Service]):
             if w.unit_text is not None:
                 ctx.transport.write_file(w.service.unit_path, w.unit_text.encode(), mode="0644")
             run.rewritten.add(w.service.name)
-        stale = any((i.actual or {}).get("need_daemon_reload") for i in items
-                    if i.change.action is not Action.DELETE)
-        if stale or any(w.unit_text is not None and w.service.name not in refused for w in writes):
-            ctx.transport.run(["systemctl", "daemon-reload"])
+        reload = any(w.unit_text is not None and w.service.name in run.rewritten for w in writes) or any(
+            (i.actual or {}).get("need_daemon_reload") for i in live)
+        pairs = [arg for i in live if i.change.id not in run.refused
+                 for arg in _enable_action(i.change.id, i.actual, i.desired)]
+        # systemd caches UnitFileState until a reload, so enabling needs one as well.
+        if pairs or reload:
+            result = ctx.transport.run_script(ENABLE_SCRIPT, ["reload", *pairs])
+            run.refused.update({name: f"could not enable or disable {name}.service:\n{why}"
+                                for name, why in failures(parse_unit_results(result.out)).items()})
 
     def _pending_write(self, ctx: HostContext, item: ApplyItem, run: _RunState) -> _Write | None:
         """What ``begin`` must write for one change (None: nothing)."""
@@ -220,7 +191,8 @@ class ServicesProvider(Provider[Service]):
         service, actual = item.resource, item.actual or {}
         values = self._environment(service, ctx)
         if any(isinstance(v, KnownAfterApply) for v in values.values()):
-            run.refused[service.name] = "its environment uses a secret that does not exist on the host"
+            run.refused[service.name] = (f"{service.unit_name} was not installed: its environment uses "
+                                         "a secret that does not exist on the host")
             return None
         unit_text = render_unit(service)
         write = _Write(service)
@@ -235,57 +207,41 @@ class ServicesProvider(Provider[Service]):
         changed = write.unit_text is not None or write.env_text is not None or write.remove_env
         return write if changed else None
 
-    def _verify_units(self, ctx: HostContext, units: list[tuple[Service, str]]) -> dict[str, str]:
-        """``systemd-analyze verify`` every unit on the host, in one command. Returns
-        name -> refusal message for the units it rejects."""
-        if not units:
-            return {}
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w") as tar:
-            for service, text in units:
-                data = text.encode()
-                info = tarfile.TarInfo(service.unit_name)
-                info.size, info.mode = len(data), 0o644
-                tar.addfile(info, io.BytesIO(data))
-        result = ctx.transport.run_script(VERIFY_SCRIPT, [s.unit_name for s, _ in units],
-                                          stdin=archive.getvalue())
-        return parse_verify_output(result.out, {s.unit_name: text for s, text in units})
-
     def apply(self, ctx: HostContext, item: ApplyItem) -> None:
+        """Start, restart or stop one service (``begin`` installed and enabled it), then
+        wait until it is healthy. A prune stops, disables and deletes."""
         run = _run_state(ctx)
         name = item.change.id
         if item.change.action is Action.DELETE:
-            unit = f"{name}.service"
-            ctx.transport.run_script(PRUNE_SCRIPT, [unit, f"/etc/systemd/system/{unit}",
-                                                    f"/etc/reconciler/services/{name}.env"])
+            ctx.transport.run_script(PRUNE_SCRIPT, [f"{name}.service", f"{UNIT_DIR}/{name}.service",
+                                                    f"{ENV_DIR}/{name}.env"])
             run.reload_after_prune = True
             return
-        assert isinstance(item.resource, Service) and item.desired is not None
+        assert isinstance(item.resource, Service)
         service, actual = item.resource, item.actual or {}
         if name in run.refused:
-            raise ApplyError(f"{service.unit_name} was not installed: {run.refused[name]}")
-        enable = "keep"
-        if actual.get("enabled") != item.desired["enabled"]:
-            enable = {"enabled": "enable", "disabled": "disable"}.get(item.desired["enabled"], "keep")
-        masked = "masked" if str(actual.get("enabled", "")).startswith("masked") else ""
-        runtime = "runtime" if actual.get("enabled") == "enabled-runtime" else ""
-        started = False
-        if service.state == "running":
-            restart = (name in run.rewritten or bool(actual.get("changed_since_start"))
-                       or bool(actual.get("need_daemon_reload")) or actual.get("active") != "active"
-                       or any(t in ctx.applied for t in self.triggers(service)))
-            action = "restart" if restart else "keep"
-            started = restart
-        else:
-            action = "stop" if actual.get("active") != "inactive" else "keep"
+            raise ApplyError(run.refused[name])
+        if service.state == "stopped":
+            if actual.get("active") != "inactive":
+                self._control(ctx, service, "stop",
+                              ["sh", "-c", STOP_SCRIPT, "reconciler", service.unit_name])
+            return
+        # Restart for anything the running process has not seen; a unit that is not
+        # active (stopped, failed, in a restart loop) is (re)started all the same.
+        restart = (name in run.rewritten or actual.get("active") != "active"
+                   or bool(actual.get("changed_since_start")) or bool(actual.get("need_daemon_reload"))
+                   or any(t in ctx.applied for t in self.triggers(service)))
+        if restart:
+            self._control(ctx, service, "start", ["systemctl", "restart", "--", service.unit_name])
+            wait_healthy(ctx, service)
+
+    @staticmethod
+    def _control(ctx: HostContext, service: Service, verb: str, argv: list[str]) -> None:
         try:
-            ctx.transport.run_script(CONTROL_SCRIPT, [service.unit_name, enable, action, masked, runtime])
+            ctx.transport.run(argv)
         except CommandFailed as exc:
-            verb = {"restart": "start", "stop": "stop"}.get(action, "enable")
             raise ApplyError(f"could not {verb} {service.unit_name}: {exc.stderr.strip() or exc}\n"
                              + journal_tail(ctx, service)) from exc
-        if started:
-            wait_healthy(ctx, service)
 
     def finish(self, ctx: HostContext, items: Sequence[ApplyItem]) -> None:
         run = _run_state(ctx)
@@ -297,39 +253,12 @@ class ServicesProvider(Provider[Service]):
         run.rewritten.clear()
 
 
-def parse_verify_output(text: str, units: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``VERIFY_SCRIPT`` output -> {service name: systemd-analyze's complaint} for each
-    unit it rejected. The temporary directory is cut from the messages, and a message
-    that points at a line of a unit in ``units`` (unit name -> text) quotes that line:
-    the user wrote the spec, not the rendered file the line number counts in."""
-    tmpdir = ""
-    results: dict[str, tuple[int, list[str]]] = {}
-    current: list[str] | None = None
-    for line in text.splitlines():
-        if line.startswith("@@dir "):
-            tmpdir = line[len("@@dir "):].rstrip("/") + "/"
-        elif line.startswith("@@unit "):
-            status, _, unit = line[len("@@unit "):].partition(" ")
-            current = []
-            results[unit] = (int(status) if status.isdigit() else 1, current)
-        elif current is not None and line.strip():
-            current.append(line.replace(tmpdir, "") if tmpdir else line)
-            quoted = _quote_line(current[-1], units or {})
-            if quoted:
-                current.append(quoted)
-    refused: dict[str, str] = {}
-    for unit, (rc, lines) in results.items():
-        if rc != 0:
-            shown = "\n".join("  " + line for line in lines) or f"  (exit status {rc}, no message)"
-            refused[unit.removesuffix(".service")] = f"systemd-analyze verify refused it:\n{shown}"
-    return refused
 
-
-def _quote_line(message: str, units: Mapping[str, str]) -> str:
-    """``app.service:12: Unknown key...`` -> ``    > BogusKey=1`` (line 12 of app.service)."""
-    match = re.match(r"^([^:\s]+\.service):(\d+): ", message)
-    if match is None or match.group(1) not in units:
-        return ""
-    lines = units[match.group(1)].splitlines()
-    number = int(match.group(2))
-    return f"  > {lines[number - 1]}" if 0 < number <= len(lines) else ""
+def _enable_action(name: str, actual: State | None, desired: State | None) -> list[str]:
+    """``[UNIT, ACTION]`` for ``ENABLE_SCRIPT`` when the boot-time state must change."""
+    have, want = (actual or {}).get("enabled"), (desired or {}).get("enabled")
+    if have == want or want not in ("enabled", "disabled"):
+        return []
+    if want == "enabled":
+        return [f"{name}.service", "enable"]
+    return [f"{name}.service", "disable-runtime" if have == "enabled-runtime" else "disable"]

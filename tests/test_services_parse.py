@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from providers.services import ServicesProvider, parse_verify_output
+from providers.services import ServicesProvider
 from providers.services_model import Service
 from providers.services_observe import parse_observation, parse_systemctl_show, parse_timestamp, service_state
+from providers.services_systemd import parse_verify_output
 from reconciler.provider import HostContext
 from reconciler.sensitive import Sensitive
 from reconciler.transport import LocalTransport
