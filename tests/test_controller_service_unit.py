@@ -30,7 +30,8 @@ def test_unit_settings() -> None:
 
 @pytest.mark.timeout(300)
 def test_systemd_accepts_the_unit(shared_host: TestHost) -> None:
-    unit = render_unit(["/bin/sleep", "infinity"], repo="/srv/gitops", state_dir="/var/lib/reconciler/controller")
+    unit = render_unit(["/bin/sleep", "infinity"], repo="/srv/gitops",
+                       state_dir="/var/lib/reconciler/controller")
     shared_host.exec(["mkdir", "-p", "/var/lib/reconciler/controller", "/tmp/unit-check"])
     shared_host.exec(["sh", "-c", "cat > /tmp/unit-check/reconciler-controller.service"], input=unit)
     proc = shared_host.exec(["systemd-analyze", "verify", "/tmp/unit-check/reconciler-controller.service"],

@@ -26,7 +26,8 @@ def test_status_round_trip(tmp_path: Path) -> None:
     store.prepare()
     status = ControllerStatus(repo="/srv/gitops", branch="main", path="specs",
                               last_applied=Revision("a" * 40, at="2026-01-01T00:00:00Z", summary={"add": 1}),
-                              last_error=ErrorRecord("b" * 40, "2026-01-01T00:01:00Z", "spec", "specs/x.yaml:3:5: bad",
+                              last_error=ErrorRecord("b" * 40, "2026-01-01T00:01:00Z", "spec",
+                                                     "specs/x.yaml:3:5: bad",
                                                      [{"file": "specs/x.yaml", "line": 3}]),
                               in_flight=InFlight("c" * 40, "commit", "2026-01-01T00:02:00Z", 2))
     status.quarantine("b" * 40, "spec: bad")

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from testbed.hosts import TestHost
-from tests.controller_support import LocalRepo, files_yaml, read_history, read_status, run_once, ssh_hosts_yaml
+from tests.controller_support import (
+    LocalRepo,
+    files_yaml,
+    read_history,
+    read_status,
+    run_once,
+    ssh_hosts_yaml,
+)
 
 APP = "/srv/windows/app.conf"
 # Opens only at midnight on January 1st, for one minute: closed while the test runs.
@@ -47,7 +54,8 @@ def test_changes_wait_for_the_sync_window(shared_host: TestHost, tmp_path: Path)
     assert content(host) == "one\n"
     status = read_status(state)
     assert status["last_applied"]["revision"] == first
-    assert status["pending"]["revision"] == second and "outside every allow window" in status["pending"]["message"]
+    assert status["pending"]["revision"] == second
+    assert "outside every allow window" in status["pending"]["message"]
     entry = read_history(state)[-1]
     assert (entry["revision"], entry["result"]) == (second, "deferred")
     assert entry["summary"] == {"add": 0, "change": 1, "destroy": 0}
