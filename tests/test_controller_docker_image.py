@@ -69,7 +69,8 @@ def test_image_applies_a_spec_over_ssh(controller_image: str, shared_host: TestH
     # --network host: the test host's SSH port is published on this machine's 127.0.0.1.
     docker("run", "--rm", "--label", LABEL, "--network", "host",
            "-v", f"{repo.path}:/repo:ro", "-v", f"{state}:/var/lib/reconciler/controller",
-           "-v", f"{shared_host.key_path}:/keys/id:ro", "-v", f"{shared_host.known_hosts_path}:/keys/known_hosts:ro",
+           "-v", f"{shared_host.key_path}:/keys/id:ro",
+           "-v", f"{shared_host.known_hosts_path}:/keys/known_hosts:ro",
            controller_image, "watch", "--once", "--repo", "/repo", "--path", "specs", "--listen", "off")
     assert shared_host.exec(["cat", "/srv/from-image/app.conf"]).stdout == "applied by the image\n"
     assert read_status(state)["last_applied"]["revision"] == sha
