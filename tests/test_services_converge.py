@@ -4,6 +4,8 @@ running and answering; the next plan is empty; planning changes nothing on the h
 from __future__ import annotations
 
 import re
+import shlex
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from services_support import (
     http_service,
     is_active,
     is_enabled,
+    journal_cursor,
     plan_json,
     reconcile,
     show,
@@ -82,3 +85,32 @@ def test_plan_leaves_the_host_untouched(fresh_host: TestHost, tmp_path: Path) ->
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
     assert snapshot(fresh_host) == before
+
+
+def daemon_reloads_since(host: TestHost, cursor: str) -> int:
+    """systemd logs "Reloading." once per daemon-reload (its own or one hidden in
+    systemctl enable/disable)."""
+    time.sleep(1.5)  # journald receives PID 1's messages asynchronously
+    # Not filtered with _PID=1: that entry sometimes lacks the trusted _PID field.
+    out = host.exec(f"journalctl --after-cursor={shlex.quote(cursor)} -o short --no-pager").stdout
+    return sum(1 for line in out.splitlines() if line.endswith(" systemd[1]: Reloading."))
+
+
+def test_one_daemon_reload_per_run(fresh_host: TestHost, tmp_path: Path) -> None:
+    names = ("one", "two", "three")
+    spec = write_spec(tmp_path / "spec", fresh_host,
+                      services=[http_service(n, 8111 + i) for i, n in enumerate(names)])
+    cursor = journal_cursor(fresh_host)
+    apply_ok(spec)
+    assert [is_enabled(fresh_host, n) for n in names] == ["enabled"] * 3
+    assert daemon_reloads_since(fresh_host, cursor) == 1
+
+    # Every unit changes, one is also disabled: still one reload.
+    write_spec(tmp_path / "spec", fresh_host, services=[
+        http_service(n, 8111 + i, description=f"renamed {n}", enabled=n != "two")
+        for i, n in enumerate(names)])
+    cursor = journal_cursor(fresh_host)
+    apply_ok(spec)
+    assert is_enabled(fresh_host, "two") == "disabled"
+    assert daemon_reloads_since(fresh_host, cursor) == 1
+    assert_no_changes(spec)
