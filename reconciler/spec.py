@@ -402,6 +402,7 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
     # Addresses of resources that failed validation (or "kind:*" when the id is unknown):
     # references to them are not reported as missing, which would be a false alarm.
     unvalidated: set[str] = set()
+    resolved_files: dict[str, str] = {}
     for kind, provider in providers.items():
         if kind not in merged or merged[kind] is None:
             continue
@@ -426,7 +427,9 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
                                 pos=_lookup_pos(positions, full, fallback))
                 continue
             pos = _lookup_pos(positions, loc, fallback)
-            res._source_file = str(Path(pos.file).resolve())
+            if pos.file not in resolved_files:  # one realpath per file, not per resource
+                resolved_files[pos.file] = str(Path(pos.file).resolve())
+            res._source_file = resolved_files[pos.file]
             entries.append(ResourceEntry(kind, provider.resource_id(res), index, res, pos,
                                          file_index.get((kind, index))))
 
