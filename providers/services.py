@@ -156,6 +156,8 @@ class ServicesProvider(Provider[Service]):
         """Verify, write and enable every changed service, then ONE daemon-reload. A
         service that fails here is recorded, and its ``apply`` raises the reason."""
         run = _run_state(ctx)
+        run.refused.clear()
+        run.rewritten.clear()
         live = [i for i in items if i.change.action is not Action.DELETE and isinstance(i.resource, Service)]
         writes = [w for w in (self._pending_write(ctx, item, run) for item in live) if w is not None]
         units = {w.service.unit_name: w.unit_text for w in writes if w.unit_text is not None}
@@ -248,9 +250,6 @@ class ServicesProvider(Provider[Service]):
         if run.reload_after_prune:
             ctx.transport.run(["systemctl", "daemon-reload"])
             run.reload_after_prune = False
-        # A later run of service changes (another group) starts from a clean slate.
-        run.refused.clear()
-        run.rewritten.clear()
 
 
 
