@@ -6,21 +6,24 @@ this client is a channel on the transport's connection running ``docker system
 dial-stdio``: the docker CLI on the host relays the channel's bytes to the local
 engine socket, so the host needs the docker CLI but no exposed engine port.
 
-Channels are kept alive between requests (HTTP keep-alive) and pooled, so a run
-of many API calls costs a handful of channel opens. The SSH connection itself
-belongs to the transport; closing this client never closes it.
+Channels are kept alive between requests (HTTP keep-alive) in ONE small pool for
+every URL, so a run of many API calls reuses one channel. The pool is capped and
+blocking because sshd allows only ``MaxSessions`` (default 10) channels per
+connection, and the transport's own commands need them too: past the cap, sshd
+answers "no more sessions". The SSH connection itself belongs to the transport;
+closing this client never closes it.
 """
 
 from __future__ import annotations
 
 import queue
+import threading
 from typing import Any
 
 import docker
 import docker.errors
 import paramiko
 import requests
-import requests.adapters
 import urllib3
 import urllib3.connection
 import urllib3.connectionpool
@@ -33,7 +36,8 @@ DIAL_STDIO = "docker system dial-stdio"
 _BOOTSTRAP_API_VERSION = "1.41"
 _BASE_URL = "http+docker://ssh"  # docker-py recognises this prefix for raw-socket access
 _DEFAULT_TIMEOUT = 120.0
-_MAX_POOLED_CHANNELS = 10
+# Requests beyond this many at once wait for a free channel instead of opening more.
+_MAX_CHANNELS = 2
 _PROBE_TIMEOUT = 15.0
 
 
@@ -68,7 +72,7 @@ class _DialStdioConnection(urllib3.connection.HTTPConnection):
 
 class _DialStdioPool(urllib3.connectionpool.HTTPConnectionPool):
     def __init__(self, ssh: paramiko.SSHClient, timeout: float, maxsize: int) -> None:
-        super().__init__("localhost", timeout=timeout, maxsize=maxsize)
+        super().__init__("localhost", timeout=timeout, maxsize=maxsize, block=True)
         self._ssh = ssh
         self._channel_timeout = timeout
 
@@ -78,40 +82,39 @@ class _DialStdioPool(urllib3.connectionpool.HTTPConnectionPool):
     def _get_conn(self, timeout: float | None = None) -> Any:
         # urllib3's own liveness check polls the socket's fileno(), which costs a pipe
         # pair per paramiko channel (docker-py's sshconn avoids it the same way).
+        # requests never passes a pool timeout; waiting forever for a channel that a
+        # leaked streaming response holds would hang the run, so wait a request's time.
         conn = None
         if self.pool is None:
             raise urllib3.exceptions.ClosedPoolError(self, "Pool is closed.")
         try:
-            conn = self.pool.get(block=self.block, timeout=timeout)
+            conn = self.pool.get(block=self.block, timeout=timeout or self._channel_timeout)
         except queue.Empty:
             if self.block:
-                raise urllib3.exceptions.EmptyPoolError(self, "Pool is empty and blocking.") from None
+                raise urllib3.exceptions.EmptyPoolError(
+                    self, f"all {_MAX_CHANNELS} Docker API channels stayed busy") from None
         if isinstance(conn, _DialStdioConnection) and conn.sock is not None and conn.is_stale():
             conn.close()
         return conn or self._new_conn()
 
 
 class _DialStdioAdapter(BaseHTTPAdapter):
-    """A requests adapter handing out pools of dial-stdio channels on one SSH connection."""
-
-    __attrs__ = [*requests.adapters.HTTPAdapter.__attrs__, "pools", "timeout", "max_pool_size"]
+    """A requests adapter handing out one pool of dial-stdio channels on one SSH connection."""
 
     def __init__(self, ssh: paramiko.SSHClient, timeout: float) -> None:
         self._ssh = ssh
         self.timeout = timeout
-        self.max_pool_size = _MAX_POOLED_CHANNELS
-        self.pools: urllib3._collections.RecentlyUsedContainer[str, _DialStdioPool] = (
-            urllib3._collections.RecentlyUsedContainer(4, dispose_func=lambda pool: pool.close()))
+        self._pool: _DialStdioPool | None = None
+        self._pool_lock = threading.Lock()
         super().__init__()
 
     def get_connection(self, url: str | bytes, proxies: Any = None) -> _DialStdioPool:
-        url = url.decode() if isinstance(url, bytes) else url
-        with self.pools.lock:
-            pool = self.pools.get(url)
-            if pool is None:
-                pool = _DialStdioPool(self._ssh, self.timeout, self.max_pool_size)
-                self.pools[url] = pool
-            return pool
+        # One pool whatever the URL: docker-py's adapters key pools by the full URL,
+        # path included, so each endpoint would hold a channel (and a session) of its own.
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = _DialStdioPool(self._ssh, self.timeout, _MAX_CHANNELS)
+            return self._pool
 
     def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
         # No proxies on a channel; requests' proxy lookup also chokes on the fake host.
@@ -119,7 +122,10 @@ class _DialStdioAdapter(BaseHTTPAdapter):
 
     def close(self) -> None:
         # Close our channels, never the SSH connection: it belongs to the transport.
-        self.pools.clear()
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
 
 def _engine_problem(ssh: paramiko.SSHClient) -> str:
