@@ -161,11 +161,14 @@ class ContainersProvider(Provider[Container]):
             engine.stop(api, container_id, res.name, self._stop_timeout(actual), ctx.name)
         elif actual.get("state") == "paused":
             engine.unpause(api, container_id, res.name, ctx.name)
+            self._start(ctx, api, res, container_id, already_running=True)
         else:
-            self._start(ctx, api, res, container_id)
+            self._start(ctx, api, res, container_id, already_running=actual.get("state") == "running")
 
-    def _start(self, ctx: HostContext, api: docker.APIClient, res: Container, container_id: str) -> None:
-        engine.start(api, container_id, res.name, ctx.name)
+    def _start(self, ctx: HostContext, api: docker.APIClient, res: Container, container_id: str, *,
+               already_running: bool = False) -> None:
+        if not already_running:
+            engine.start(api, container_id, res.name, ctx.name)
         if res.waits_healthy:
             engine.wait_healthy(api, container_id, res.name, duration_ns(res.wait_timeout) / 1e9, ctx.name)
 

@@ -87,12 +87,16 @@ def ensure_image(api: docker.APIClient, res: Container, host: str) -> str:
 
 def pull_image(api: docker.APIClient, ref: str, host: str) -> None:
     """Pull ``ref``. The engine reports most pull failures inside the progress stream
-    with HTTP 200, so the stream is read to its end and checked for errors."""
+    with HTTP 200, so the stream is read to its end (which also frees its channel)
+    and checked for errors."""
     repository, tag = parse_repository_tag(ref)
+    errors: list[str] = []
     with engine_errors(f"pulling image {ref}", host):
         for event in api.pull(repository, tag=tag or "latest", stream=True, decode=True):
             if isinstance(event, dict) and event.get("error"):
-                raise ApplyError(f"pulling image {ref} on {host} failed: {str(event['error']).strip()}")
+                errors.append(str(event["error"]).strip())
+    if errors:
+        raise ApplyError(f"pulling image {ref} on {host} failed: {errors[0]}")
 
 
 # ---------------------------------------------------------------------------- networks, volumes

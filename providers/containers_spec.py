@@ -103,7 +103,7 @@ class PortSpec:
         return f"{ip + ':' if ip else ''}{self.host_port}:{self.key}"
 
 
-_PORT = re.compile(r"^(?:(?P<ip>\[[0-9a-fA-F:.]+\]|[0-9.]+):)?(?:(?P<host>\d*):)?(?P<ctr>\d+)"
+_PORT = re.compile(r"^(?:(?P<ip>\[[0-9a-fA-F:.]+\]|\d{1,3}(?:\.\d{1,3}){3}):)?(?:(?P<host>\d*):)?(?P<ctr>\d+)"
                    r"(?:/(?P<proto>tcp|udp|sctp))?$")
 
 
@@ -220,6 +220,9 @@ class Container(Resource):
 
     @property
     def waits_healthy(self) -> bool:
+        """Whether apply waits for (and the state asks for) a healthy container."""
+        if self.state != "running":
+            return False
         if self.wait_healthy is not None:
             return self.wait_healthy
         return self.healthcheck is not None and self.healthcheck.test_argv() != ["NONE"]

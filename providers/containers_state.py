@@ -44,8 +44,9 @@ OWN_LABELS = (MANAGED_LABEL, SPEC_HASH_LABEL, REMOVE_VOLUMES_LABEL)
 _NOT_CONFIG = frozenset({"hosts", "depends_on", "pull", "state", "wait_healthy", "wait_timeout",
                          "remove_volumes_on_prune"})
 
-# Fields that can change without recreating the container.
-IN_PLACE_FIELDS = frozenset({"state"})
+# Fields that change without recreating the container: start/stop, and waiting for
+# health (an unhealthy container is reported, with its logs, not restarted).
+IN_PLACE_FIELDS = frozenset({"state", "health"})
 
 Reveal = Callable[[str], "str | Sensitive | KnownAfterApply"]
 
@@ -88,7 +89,9 @@ def desired_state(res: Container, reveal: Reveal, image_id: str | None) -> State
 
     ``image_id`` is the id the image reference has on the host now, when it is
     there: a container running another image (a new one was loaded or pulled
-    under the same tag) is then a change.
+    under the same tag) is then a change. With ``wait_healthy`` the container is
+    also expected to be healthy: one that is not fails every apply with its logs
+    until it is, rather than passing as converged.
     """
     volumes, binds = mount_specs(res)
     state: State = {
@@ -105,6 +108,8 @@ def desired_state(res: Container, reveal: Reveal, image_id: str | None) -> State
     }
     if image_id is not None:
         state["image_id"] = image_id
+    if res.waits_healthy:
+        state["health"] = "healthy"
     optional: dict[str, Any] = {
         "command": argv_of(res.command),
         "entrypoint": argv_of(res.entrypoint),
@@ -150,16 +155,17 @@ def is_managed(labels: Mapping[str, str] | None) -> bool:
     return (labels or {}).get(MANAGED_LABEL) == "true"
 
 
-def _set_by_container(actual: Mapping[str, str], image: Mapping[str, str], wanted: Mapping[str, Any],
+def _set_by_container(actual: Mapping[str, str], image: Mapping[str, str] | None, wanted: Mapping[str, Any],
                       secret_keys: set[str], hide_unwanted: bool) -> dict[str, Any]:
-    """Keys the spec sets, plus keys the container has beyond its image's defaults.
+    """Keys the spec sets, plus keys the container has beyond its image's defaults
+    (none when the image is unknown: then image defaults cannot be told apart).
     Values from a secret are Sensitive, and so are values the spec does not set
     when ``hide_unwanted`` (an env var that left the spec may have held one)."""
     out: dict[str, Any] = {}
     for key, value in actual.items():
         if key in wanted:
             out[key] = Sensitive(value) if key in secret_keys else value
-        elif image.get(key) != value:
+        elif image is not None and image.get(key) != value:
             out[key] = Sensitive(value) if hide_unwanted else value
     return out
 
@@ -188,16 +194,17 @@ def observed_state(info: Mapping[str, Any], image_config: Mapping[str, Any] | No
     }
     if res is None:
         return state
-    image_cfg = image_config or {}
     secret_keys = {k for k, v in res.env.items() if isinstance(v, str) and "${secret:" in v}
     user_labels = {k: v for k, v in labels.items() if k not in OWN_LABELS}
     restart = host.get("RestartPolicy") or {}
     log = host.get("LogConfig") or {}
     state.update({
-        "env": _set_by_container(env_dict(config.get("Env")), env_dict(image_cfg.get("Env")), res.env,
-                                 secret_keys, hide_unwanted=True),
-        "labels": _set_by_container(user_labels, image_cfg.get("Labels") or {}, res.labels, set(),
-                                    hide_unwanted=False),
+        "env": _set_by_container(env_dict(config.get("Env")),
+                                 env_dict(image_config.get("Env")) if image_config is not None else None,
+                                 res.env, secret_keys, hide_unwanted=True),
+        "labels": _set_by_container(user_labels,
+                                    (image_config.get("Labels") or {}) if image_config is not None else None,
+                                    res.labels, set(), hide_unwanted=False),
         "ports": _parse_port_bindings(host.get("PortBindings") or {}),
         "restart": restart_text(restart.get("Name", ""), int(restart.get("MaximumRetryCount") or 0)),
         "spec_hash": labels.get(SPEC_HASH_LABEL, ""),
@@ -209,9 +216,17 @@ def observed_state(info: Mapping[str, Any], image_config: Mapping[str, Any] | No
         "cpus": int(host.get("NanoCpus") or 0) / 1e9,
         "log": {"driver": log.get("Type", ""), "options": dict(log.get("Config") or {})},
         "user": config.get("User", ""),
-        "health": ((info.get("State") or {}).get("Health") or {}).get("Status"),
+        "health": _health(info.get("State") or {}),
     })
     return state
+
+
+def _health(inspect_state: Mapping[str, Any]) -> str | None:
+    """The health status while running; the engine keeps a stale "unhealthy" after a stop."""
+    if inspect_state.get("Status") != "running":
+        return None
+    status = (inspect_state.get("Health") or {}).get("Status")
+    return str(status) if status else None
 
 
 def _project_healthcheck(observed: Mapping[str, Any] | None, wanted: Mapping[str, Any] | None) -> Any:
@@ -296,6 +311,8 @@ def host_config_parameters(res: Container) -> dict[str, Any]:
         "binds": [*volumes, *binds],
         "port_bindings": port_bindings,
         "restart_policy": {"Name": name, "MaximumRetryCount": retries} if name != "no" else None,
+        # As `docker run --network a` does: the first network is the container's mode.
+        "network_mode": sorted(res.networks)[0] if res.networks else None,
         "mem_limit": size_bytes(res.memory) if res.memory is not None else None,
         "nano_cpus": round(float(res.cpus) * 1e9) if res.cpus is not None else None,
         "log_config": ({"type": res.log.driver, "config": dict(res.log.options)}

@@ -1,7 +1,7 @@
 """The Docker client rides the run's one SSH connection: during a run that observes,
 creates and verifies containers, this process holds exactly one TCP connection to the
 host's SSH port, starts no ``ssh`` process, and the host relays the API through
-``docker system dial-stdio`` under sshd."""
+``docker system dial-stdio`` under sshd, on one reused channel."""
 
 from __future__ import annotations
 
@@ -84,6 +84,9 @@ def test_docker_api_goes_over_the_existing_ssh_connection(fresh_host: TestHost, 
         assert "ssh" not in my_child_commands(), "no ssh binary was started for Docker"
         relays = host.exec("pgrep -a -P \"$(pgrep -d, sshd)\" -f 'docker system dial-stdio'", check=False)
         assert "docker system dial-stdio" in relays.stdout, "the API is relayed by dial-stdio under sshd"
+        # Dozens of API requests, one channel: kept alive and reused (sshd allows only
+        # MaxSessions, default 10, channels per connection).
+        assert len(relays.stdout.splitlines()) == 1, relays.stdout
         # Everything the run did to containers happened on that connection.
         running = host.exec(["docker", "ps", "--format", "{{.Names}}"]).stdout.split()
         assert sorted(running) == ["worker-0", "worker-1", "worker-2"]
