@@ -47,6 +47,9 @@ class ChangeOutcome:
     status: Status
     error: str = ""
     seconds: float = 0.0
+    transient: bool = False
+    """The failure came from the connection (host or engine unreachable, host lock
+    busy), not from the change itself: retrying later may succeed."""
 
     def to_json(self) -> dict[str, Any]:
         return {**self.change.to_json(), "status": self.status.value, "error": public(self.error),
@@ -58,6 +61,7 @@ class HostReport:
     host: str
     outcomes: list[ChangeOutcome] = field(default_factory=list)
     error: str = ""
+    transient: bool = False  # see ChangeOutcome.transient
 
     @property
     def ok(self) -> bool:
@@ -398,7 +402,7 @@ class HostSession:
             provider.begin(self.ctx, items)
         except Exception as exc:
             msg = _explain(exc)
-            return [ChangeOutcome(i.change, Status.FAILED, msg) for i in items]
+            return [ChangeOutcome(i.change, Status.FAILED, msg, transient=is_transient(exc)) for i in items]
         try:
             for n, item in enumerate(items):
                 starting(item.change)
@@ -407,7 +411,7 @@ class HostSession:
                     provider.apply(self.ctx, item)
                 except Exception as exc:
                     outcomes[n] = ChangeOutcome(item.change, Status.FAILED, _explain(exc),
-                                                time.monotonic() - started)
+                                                time.monotonic() - started, is_transient(exc))
                 else:
                     outcomes[n] = ChangeOutcome(item.change, Status.APPLIED, "", time.monotonic() - started)
         finally:
@@ -415,10 +419,10 @@ class HostSession:
                 provider.finish(self.ctx, [i for n, i in enumerate(items) if outcomes.get(n) is not None
                                            and outcomes[n].status is Status.APPLIED])
             except Exception as exc:
-                msg = _explain(exc)
+                msg, transient = _explain(exc), is_transient(exc)
                 for n, o in outcomes.items():
                     if o.status is Status.APPLIED:
-                        outcomes[n] = ChangeOutcome(o.change, Status.FAILED, msg, o.seconds)
+                        outcomes[n] = ChangeOutcome(o.change, Status.FAILED, msg, o.seconds, transient)
         self._verify(provider, items, outcomes)
         return [outcomes[n] for n in range(len(items))]
 
@@ -435,7 +439,7 @@ class HostSession:
         except Exception as exc:
             for n, i in applied:
                 outcomes[n] = ChangeOutcome(i.change, Status.FAILED, f"could not verify: {_explain(exc)}",
-                                            outcomes[n].seconds)
+                                            outcomes[n].seconds, is_transient(exc))
             return
         if provider.provides_secrets:
             self.ctx.secrets.update(provider.secret_values(after))
@@ -501,6 +505,11 @@ class HostSession:
             self.options.progress(self.name, done, total, change, status)
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Connection trouble (TransportError, a busy host lock): the same change may succeed later."""
+    return isinstance(exc, TransportError | LockBusy)
+
+
 def _explain(exc: BaseException) -> str:
     if isinstance(exc, CommandFailed | ReconcilerError):
         return REDACTOR.scrub(str(exc))
@@ -564,6 +573,7 @@ class Engine:
                 return session.compute_plan()
             except (TransportError, CommandFailed, LockBusy, ReconcilerError) as exc:
                 session.plan.error = _explain(exc)
+                session.plan.transient = is_transient(exc)
                 log.error("plan failed", host=name, error=session.plan.error)
                 return session.plan
 
@@ -582,6 +592,7 @@ class Engine:
                 session.apply(report)
             except (TransportError, ReconcilerError) as exc:
                 report.error = _explain(exc)
+                report.transient = is_transient(exc)
             return report
 
         return ApplyReport(self._each_host(apply_host, [n for n in self.host_names() if n in self.sessions]))

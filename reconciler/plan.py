@@ -99,6 +99,8 @@ class HostPlan:
     warnings: list[str] = field(default_factory=list)
     observed_digest: str = ""
     error: str = ""
+    # The error came from the connection (host unreachable, host lock busy): a retry may work.
+    transient: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"host": self.host, "changes": [c.to_json() for c in self.changes],
