@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from reconciler.errors import ReconcilerError
 from reconciler.transport.base import Transport
 
 INVENTORY_DIR = "/var/lib/reconciler"
@@ -57,13 +58,22 @@ class Inventory:
 
     @classmethod
     def read(cls, transport: Transport) -> Inventory:
+        """The host's inventory (empty when there is none). A damaged file is an error,
+        never silently an empty inventory: that would make the reconciler forget what it
+        owns (and so what it may prune)."""
         data = transport.read_file(INVENTORY_PATH)
-        return cls.parse(data.decode() if data else "")
+        try:
+            return cls.parse(data.decode() if data else "")
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ReconcilerError(
+                f"{INVENTORY_PATH} on {transport.host_name} is damaged ({exc}); repair it, or move it "
+                "away to start over (the reconciler then owns nothing on this host)") from exc
 
     def render(self) -> str:
         return json.dumps({
             "format": FORMAT,
-            "comment": "Objects managed by reconciler on this host. Only created: true objects are ever pruned.",
+            "comment": "Objects managed by reconciler on this host. "
+                       "Only created: true objects are ever pruned.",
             "objects": {a: asdict(o) for a, o in sorted(self.objects.items())},
         }, indent=2, sort_keys=False) + "\n"
 
