@@ -252,7 +252,6 @@ class ServicesProvider(Provider[Service]):
             run.reload_after_prune = False
 
 
-
 def _enable_action(name: str, actual: State | None, desired: State | None) -> list[str]:
     """``[UNIT, ACTION]`` for ``ENABLE_SCRIPT`` when the boot-time state must change."""
     have, want = (actual or {}).get("enabled"), (desired or {}).get("enabled")
