@@ -1,7 +1,8 @@
-"""A transient fault (the host unreachable) is not a bad commit: the same revision is
-retried with exponential backoff and jitter, never quarantined, and applied as soon
-as the host is back. Here the SSH path runs through a forwarder that the test
-switches off (connection refused) and on again."""
+"""A transient fault (the host or its Docker engine unreachable) is not a bad
+commit: the same revision is retried with exponential backoff and jitter, never
+quarantined, and applied as soon as the host is back. The SSH path runs through a
+forwarder that the test switches off (connection refused) and on again; the host's
+Docker engine is stopped and started."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from testbed.hosts import TestHost
+from testbed.images import Images
 from tests.controller_support import (
     LocalRepo,
     TcpForwarder,
@@ -71,3 +73,33 @@ def test_unreachable_host_is_retried_with_backoff(shared_host: TestHost, tmp_pat
             assert read_status(state)["retry"] is None
     finally:
         forwarder.disable()
+
+
+@pytest.mark.timeout(600)
+def test_docker_engine_down_is_retried(shared_host: TestHost, testbed_images: Images, tmp_path: Path) -> None:
+    host = shared_host
+    host.load_image(testbed_images.busybox)
+    config = tmp_path / "controller.yaml"
+    config.write_text("backoff_base: 1s\nbackoff_max: 2s\n")
+    state = tmp_path / "state"
+    repo = LocalRepo(tmp_path / "repo")
+    repo.write("specs/hosts.yaml", ssh_hosts_yaml(host))
+    repo.write("specs/box.yaml", f"containers:\n  - name: retried-box\n    image: {testbed_images.busybox}\n"
+               "    pull: never\n    command: [sleep, '3600']\n")
+    sha = repo.commit("a container")
+    host.exec(["systemctl", "stop", "docker.socket", "docker.service"])
+    try:
+        with WatchProcess(repo.path, state, "--listen", "off", config=config) as proc:
+            retries = wait_for("two retries while the engine is down",
+                               lambda: (r := [e for e in read_history(state) if e["result"] == "retrying"])
+                               and len(r) >= 2 and r, timeout=120, explain=proc.log)
+            assert "Docker engine" in retries[0]["error"], retries[0]["error"]
+            assert sha not in read_status(state)["quarantined"]
+            host.exec(["systemctl", "start", "docker.socket", "docker.service"])
+            wait_for("the container once the engine is back",
+                     lambda: (read_status(state).get("last_applied") or {}).get("revision") == sha,
+                     timeout=120, explain=proc.log)
+        running = host.exec(["docker", "inspect", "-f", "{{.State.Running}}", "retried-box"]).stdout.strip()
+        assert running == "true"
+    finally:
+        host.exec(["systemctl", "start", "docker.socket", "docker.service"], check=False)

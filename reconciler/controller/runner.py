@@ -16,7 +16,7 @@ import structlog
 
 from reconciler.controller.config import HealthConfig
 from reconciler.controller.transports import PooledTransport, TransportPool
-from reconciler.engine import ApplyReport, Engine, RunOptions, Status
+from reconciler.engine import ApplyReport, Engine, HostReport, RunOptions, Status
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Plan
 from reconciler.sensitive import REDACTOR, public
@@ -113,15 +113,20 @@ class Runner:
         return Engine(spec, options, transports=dict(transports)), transports
 
     @staticmethod
-    def _transient(failed_hosts: set[str], transports: dict[str, PooledTransport]) -> bool:
-        """A failure is transient when a failed host's transport broke or is unreachable now."""
-        for name in failed_hosts:
+    def _transient(failed: dict[str, bool], transports: dict[str, PooledTransport]) -> bool:
+        """Is every failure transient? ``failed`` maps each failed host to whether the
+        engine flagged its failure as coming from the connection (a TransportError or a
+        busy lock, also raised by a provider, e.g. for a Docker engine that is down).
+        Unflagged, a host still counts as transient when its transport broke during the
+        run or it is unreachable now. One terminal failure makes the whole run terminal,
+        so it is rolled back rather than retried for ever."""
+        def host_transient(name: str, flagged: bool) -> bool:
             transport = transports.get(name)
-            if transport is None:
-                continue
-            if transport.take_faults() or not transport.reachable():
+            if flagged:
                 return True
-        return False
+            return transport is not None and (bool(transport.take_faults()) or not transport.reachable())
+
+        return bool(failed) and all(host_transient(name, flagged) for name, flagged in failed.items())
 
     def plan(self, spec: LoadedSpec, revision: str) -> RunResult:
         """Observe and plan without taking host locks or changing anything."""
@@ -133,9 +138,8 @@ class Runner:
             return RunResult(error=REDACTOR.scrub(str(exc)))
         result = RunResult(plan=plan)
         if plan.has_errors:
-            failed = {h.host for h in plan.hosts if h.error}
             result.error = _host_errors(plan)
-            result.transient = self._transient(failed, transports)
+            result.transient = self._transient(_plan_failures(plan), transports)
         return result
 
     def apply(self, spec: LoadedSpec, revision: str,
@@ -148,9 +152,8 @@ class Runner:
                 plan = engine.plan(lock=True)
                 result = RunResult(plan=plan)
                 if plan.has_errors:
-                    failed = {h.host for h in plan.hosts if h.error}
                     result.error = _host_errors(plan)
-                    result.transient = self._transient(failed, transports)
+                    result.transient = self._transient(_plan_failures(plan), transports)
                     return result
                 if not plan.has_changes:
                     return result
@@ -161,8 +164,8 @@ class Runner:
             return RunResult(error=REDACTOR.scrub(str(exc)))
         result.report = report
         if not report.ok:
-            failed = {h.host for h in report.hosts if not h.ok}
             result.error = _report_errors(report)
+            failed = {h.host: _host_failure_transient(h) for h in report.hosts if not h.ok}
             result.transient = self._transient(failed, transports)
         return result
 
@@ -217,6 +220,18 @@ class Runner:
         detail = (proc.err.strip() or proc.out.strip())[-400:]
         message = f"`{' '.join(argv)}` exited {proc.exit_code}" + (f": {detail}" if detail else "")
         return HealthResult(host, name, False, REDACTOR.scrub(message))
+
+
+def _plan_failures(plan: Plan) -> dict[str, bool]:
+    return {h.host: h.transient for h in plan.hosts if h.error}
+
+
+def _host_failure_transient(report: HostReport) -> bool:
+    """Every failure on this host came from the connection (skips follow from failures)."""
+    failures = [o for o in report.outcomes if o.status is Status.FAILED]
+    if report.error:
+        return report.transient and all(o.transient for o in failures)
+    return bool(failures) and all(o.transient for o in failures)
 
 
 def _host_errors(plan: Plan) -> str:
