@@ -140,6 +140,7 @@ class Controller:
         self.metrics = metrics or Metrics()
         self.notifier = notifier or Notifier(self.environ)
         self.status = ControllerStatus()
+        self._snapshot: dict[str, Any] = {}
         self.head: str | None = None
         self.applied_spec: LoadedSpec | None = None
         self.http: ControlServer | None = None
@@ -192,7 +193,8 @@ class Controller:
         return True, "ok"
 
     def status_json(self) -> dict[str, Any]:
-        return self.status.to_json()
+        """The status as last saved (for the HTTP thread: the loop thread owns ``status``)."""
+        return self._snapshot
 
     # ------------------------------------------------------------------ lifecycle
     def run(self, *, once: bool = False) -> int:
@@ -368,6 +370,7 @@ class Controller:
 
     def _save(self) -> None:
         self.store.write_status(self.status)
+        self._snapshot = self.status.to_json()
 
     def _history(self, entry: dict[str, Any]) -> None:
         self.store.append_history(entry)
@@ -443,6 +446,7 @@ class Controller:
         if crashed >= MAX_CRASHES:
             self._finish_refused(sha, entry, "controller", f"the controller stopped {crashed} times while "
                                  "applying this revision; it is quarantined", result=Result.FAILED)
+            self.status.in_flight = None
             self._done(entry, started)
             return
         self.status.in_flight = InFlight(sha, Cause.COMMIT.value, utc_now(), crashed + 1)
