@@ -296,8 +296,10 @@ class TestHost:
         while True:
             if not self.is_running():
                 raise TestbedError(f"test host {self.name} stopped while booting:\n{self.diagnostics()}")
-            proc = self.exec(["systemctl", "is-system-running"], check=False, timeout=30)
-            state = proc.stdout.strip()
+            try:
+                state = self.exec(["systemctl", "is-system-running"], check=False, timeout=30).stdout.strip()
+            except TestbedError as exc:  # a docker exec that timed out on a busy machine: retry
+                state = f"unknown ({exc})"
             if state in ("running", "degraded"):
                 break
             if time.monotonic() > deadline:
@@ -313,19 +315,19 @@ class TestHost:
         remaining = max(deadline - time.monotonic(), 10.0)
         wait_until(
             f"sshd on test host {self.name}",
-            lambda: (
-                self.exec(
-                    "systemctl is-active --quiet ssh && ls /etc/ssh/ssh_host_*_key.pub",
-                    check=False,
-                    timeout=30,
-                ).returncode
-                == 0
-            ),
+            lambda: self._probe("systemctl is-active --quiet ssh && ls /etc/ssh/ssh_host_*_key.pub"),
             timeout=remaining,
             interval=0.3,
         )
         self._write_known_hosts()
         self._wait_ssh_login(timeout=max(deadline - time.monotonic(), 15.0))
+
+    def _probe(self, cmd: str | Sequence[str]) -> bool:
+        """True when ``cmd`` exits 0 in the host; False on failure or a timed-out docker exec."""
+        try:
+            return self.exec(cmd, check=False, timeout=30).returncode == 0
+        except TestbedError:
+            return False
 
     def _write_known_hosts(self) -> None:
         out = self.exec("cat /etc/ssh/ssh_host_*_key.pub").stdout
@@ -428,7 +430,7 @@ class TestHost:
         try:
             wait_until(
                 f"the Docker engine inside test host {self.name}",
-                lambda: self.exec(["docker", "info"], check=False, timeout=30).returncode == 0,
+                lambda: self._probe(["docker", "info"]),
                 timeout=timeout,
             )
         except TestbedError as exc:
