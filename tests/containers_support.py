@@ -16,6 +16,9 @@ from testbed.hosts import TestHost
 REPO = Path(__file__).resolve().parent.parent
 RECONCILE = Path(sys.executable).parent / "reconcile"
 HOST_NAME = "web"
+# Sleeps, and exits on SIGTERM: a bare `sleep` as PID 1 ignores it, so every stop
+# (replace, prune) would wait out the 10 s stop timeout.
+SLEEP_COMMAND = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
 
 
 def write_spec(spec_dir: Path, host: TestHost, **kinds: Any) -> Path:

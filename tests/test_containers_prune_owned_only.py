@@ -12,6 +12,7 @@ import pytest
 from testbed.hosts import TestHost
 from testbed.images import Images
 from tests.containers_support import (
+    SLEEP_COMMAND,
     applied,
     assert_no_changes,
     container_names,
@@ -22,7 +23,7 @@ from tests.containers_support import (
 
 
 def sleeper(name: str, image: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "image": image, "pull": "never", "command": ["sleep", "3600"], **extra}
+    return {"name": name, "image": image, "pull": "never", "command": SLEEP_COMMAND, **extra}
 
 
 @pytest.mark.timeout(600)

@@ -10,13 +10,13 @@ import pytest
 
 from testbed.hosts import TestHost
 from testbed.images import Images
-from tests.containers_support import applied, inspect, reconcile, write_spec
+from tests.containers_support import SLEEP_COMMAND, applied, inspect, reconcile, write_spec
 
 SECRETS = [{"name": "api_token", "path": "/opt/app/.api_token", "length": 40}]
 
 
 def app(image: str, token_env: str) -> dict[str, Any]:
-    return {"name": "app", "image": image, "pull": "never", "command": ["sleep", "3600"],
+    return {"name": "app", "image": image, "pull": "never", "command": SLEEP_COMMAND,
             "env": {"API_TOKEN": token_env, "MODE": "prod"}}
 
 
