@@ -18,7 +18,10 @@ For SSH hosts the SDK talks to the engine over the run's one SSH connection
   with its last log lines.
 - Pruning removes owned containers only. Named volumes survive unless the container
   was created with ``remove_volumes_on_prune: true``, and even then only the
-  volumes the reconciler created are deleted.
+  volumes the reconciler created are deleted. Networks it created are kept.
+- A plan never contacts a registry: ``pull: always`` pulls when a container is
+  created or replaced. A new image loaded or pulled under the same tag by other
+  means is seen (the container's image id differs) and replaces the container.
 """
 
 from __future__ import annotations
@@ -91,7 +94,9 @@ class ContainersProvider(Provider[Container]):
             return image_configs[ref]
 
         spec_images = {res.image: image_config(res.image) for res in resources.values()}
-        ctx.scratch[_IMAGE_IDS] = {ref: info["Id"] if info else None for ref, info in spec_images.items()}
+        # Merged, not replaced: a re-observe after apply covers only the applied ids.
+        ctx.scratch.setdefault(_IMAGE_IDS, {}).update(
+            {ref: info["Id"] if info else None for ref, info in spec_images.items()})
         out: dict[str, State | None] = {}
         for rid in ids:
             summary = by_name.get(rid)
