@@ -174,3 +174,15 @@ def test_create_parameters_reproduce_the_engines_host_config(name: str) -> None:
 
 def test_redacted_marker_is_what_plans_show() -> None:
     assert public(observed("app-postgres")["env"])["POSTGRES_PASSWORD"] == REDACTED
+
+
+def test_a_stopped_container_with_a_healthcheck_is_started_and_waited_for() -> None:
+    # The engine keeps the last health ("unhealthy") on a stopped container; it is not shown.
+    info = copy.deepcopy(load("inspect-app-postgres.json"))
+    info["State"].update(Status="exited", Running=False, ExitCode=0)
+    info["State"]["Health"]["Status"] = "unhealthy"
+    state = observed_state(info, load("image-postgres.json")["Config"], spec("app-postgres"))
+    fields = ContainersProvider().compare(desired("app-postgres"), state)
+    assert [(f.path, f.old, f.new) for f in fields] == [("state", "stopped", "running"),
+                                                         ("health", None, "healthy")]
+    assert ContainersProvider().action_for(fields) is Action.UPDATE
