@@ -576,6 +576,13 @@ class Engine:
                 session.plan.transient = is_transient(exc)
                 log.error("plan failed", host=name, error=session.plan.error)
                 return session.plan
+            except Exception as exc:
+                # A bug (most likely in a provider): this host fails with a message, the
+                # other hosts go on; the traceback is in the debug log (-v).
+                session.plan.error = f"internal error while planning: {_explain(exc)}"
+                log.error("plan failed", host=name, error=session.plan.error)
+                log.debug("plan failed", host=name, exc_info=True)
+                return session.plan
 
         plan.hosts = self._each_host(plan_host, self.host_names())
         return plan
