@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from reconciler.plan import FieldChange
 from reconciler.sensitive import KnownAfterApply, Sensitive
 
@@ -39,6 +37,9 @@ def _changed_keys(have: dict[Any, Any], want: dict[Any, Any]) -> list[Any]:
     then the removed ones. deepdiff's tree view gives each difference's path as a list
     of real keys, so keys with dots, quotes or brackets (``traefik.http.routers``,
     ``it's``) and non-string keys are kept intact."""
+    # Imported here: deepdiff costs ~20 ms at start-up and most plans compare no nested dicts.
+    from deepdiff import DeepDiff
+
     changed: set[Any] = set()
     # Types are compared strictly, so true -> 1 is a change, as at the top level.
     report = DeepDiff(_plain(have), _plain(want), view="tree")
