@@ -141,7 +141,8 @@ class Provider(Generic[R]):
     def desired(self, resource: R, ctx: HostContext) -> State:
         raise NotImplementedError
 
-    def observe(self, ctx: HostContext, ids: Sequence[str], resources: Mapping[str, R]) -> dict[str, State | None]:
+    def observe(self, ctx: HostContext, ids: Sequence[str],
+                resources: Mapping[str, R]) -> dict[str, State | None]:
         """Actual state of every id in ``ids`` (None = absent), in one batch.
         ``resources`` maps the ids that are in the spec to their resource."""
         raise NotImplementedError

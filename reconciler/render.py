@@ -97,7 +97,8 @@ def render_plan(plan: Plan, *, color: bool = False) -> str:
             out.append("")
     if plan.has_changes:
         s = plan.summary()
-        out.append(paint(f"Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy.", "bold"))
+        out.append(paint(f"Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy.",
+                         "bold"))
     elif not plan.has_errors:
         out.append(paint("No changes. The hosts match the spec.", "bold"))
     return "\n".join(out)
@@ -113,7 +114,8 @@ def render_report(report: ApplyReport, *, color: bool = False) -> str:
             if o.status is Status.APPLIED:
                 out.append(f"  {paint('✓', '+')} {host.host}: {o.change.address} ({o.change.action.value})")
             elif o.status is Status.FAILED:
-                out.append(paint(f"  ✗ {host.host}: {o.change.address} ({o.change.action.value}) FAILED", "!"))
+                out.append(paint(f"  ✗ {host.host}: {o.change.address} ({o.change.action.value}) FAILED",
+                                 "!"))
                 for line in public(o.error).splitlines() or [""]:
                     out.append(f"      {line}")
             else:
