@@ -65,8 +65,8 @@ def test_only_what_the_reconciler_created_is_pruned(fresh_host: TestHost, tmp_pa
     assert {c["action"] for c in changes.values()} == {"delete"}
     assert {c["reason"] for c in changes.values()} == {"removed-from-spec"}
     [web] = plan["hosts"]
-    assert web["warnings"] == ["files:/srv/prune/adopted.conf left the spec; it existed before the reconciler "
-                               "managed it, so it is released and left in place"]
+    assert web["warnings"] == ["files:/srv/prune/adopted.conf left the spec; it existed before the "
+                               "reconciler managed it, so it is released and left in place"]
     # Files go before the directories that may hold them, inner directories before outer.
     order = [c["address"] for c in web["changes"]]
     assert order[0] == "files:/srv/prune/made.conf"
@@ -104,7 +104,8 @@ def test_only_what_the_reconciler_created_is_pruned(fresh_host: TestHost, tmp_pa
 
 
 @pytest.mark.timeout(300)
-def test_adopted_file_with_different_content_is_still_not_pruned(fresh_host: TestHost, tmp_path: Path) -> None:
+def test_adopted_file_with_different_content_is_still_not_pruned(fresh_host: TestHost,
+                                                                  tmp_path: Path) -> None:
     """Adopting rewrites the look-alike to the spec's content, but it is still not ours to delete."""
     host = fresh_host
     host.exec("printf 'the admin wrote this\\n' > /etc/lookalike.conf")
@@ -118,5 +119,6 @@ def test_adopted_file_with_different_content_is_still_not_pruned(fresh_host: Tes
     plan = plan_json(spec)
     assert plan["hosts"][0]["changes"] == []
     proc = reconcile("apply", spec, check_code=0)
-    assert "files:/etc/lookalike.conf left the spec; it existed before the reconciler managed it" in proc.stdout
+    assert "files:/etc/lookalike.conf left the spec; it existed before the reconciler managed it" in (
+        proc.stdout)
     assert cat(host, "/etc/lookalike.conf") == "managed\n"
