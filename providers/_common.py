@@ -63,7 +63,8 @@ def parse_stat_lines(text: str) -> dict[str, dict[str, str]]:
         if len(parts) != 6:
             continue
         path, ftype, owner, group, mode, size = parts
-        out[path] = {"type": ftype, "owner": owner, "group": group, "mode": normalize_mode(mode), "size": size}
+        out[path] = {"type": ftype, "owner": owner, "group": group, "mode": normalize_mode(mode),
+                     "size": size}
     return out
 
 

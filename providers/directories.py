@@ -11,7 +11,15 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import Field
 
-from providers._common import STAT_FORMAT, Mode, check_account, check_path, file_type, normalize_mode, parse_stat_lines
+from providers._common import (
+    STAT_FORMAT,
+    Mode,
+    check_account,
+    check_path,
+    file_type,
+    normalize_mode,
+    parse_stat_lines,
+)
 from reconciler.errors import ApplyError
 from reconciler.plan import Action
 from reconciler.provider import ApplyItem, HostContext, Issue, Provider, Resource, State

@@ -14,7 +14,15 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from providers._common import STAT_FORMAT, Mode, check_account, check_path, file_type, normalize_mode, parse_stat_lines
+from providers._common import (
+    STAT_FORMAT,
+    Mode,
+    check_account,
+    check_path,
+    file_type,
+    normalize_mode,
+    parse_stat_lines,
+)
 from reconciler.errors import ApplyError
 from reconciler.interpolate import references, substitute_vars
 from reconciler.plan import Action
@@ -32,7 +40,8 @@ exit 0
 
 class File(Resource):
     path: str = Field(description="Absolute path.")
-    content: str | None = Field(default=None, description="Inline content; ${var} and ${secret:NAME} allowed.")
+    content: str | None = Field(default=None,
+                                description="Inline content; ${var} and ${secret:NAME} allowed.")
     template: str | None = Field(default=None, description="Template file, relative to the spec file.")
     owner: str = "root"
     group: str = "root"

@@ -15,7 +15,15 @@ from typing import Literal
 
 from pydantic import Field
 
-from providers._common import STAT_FORMAT, Mode, check_account, check_path, file_type, normalize_mode, parse_stat_lines
+from providers._common import (
+    STAT_FORMAT,
+    Mode,
+    check_account,
+    check_path,
+    file_type,
+    normalize_mode,
+    parse_stat_lines,
+)
 from reconciler.errors import ApplyError
 from reconciler.interpolate import NAME
 from reconciler.plan import Action
@@ -124,7 +132,8 @@ class SecretsProvider(Provider[Secret]):
 
     def secret_values(self, observed: Mapping[str, State | None]) -> dict[str, Sensitive]:
         return {rid: state["value"] for rid, state in observed.items()
-                if state is not None and isinstance(state.get("value"), Sensitive) and state["value"].reveal()}
+                if state is not None and isinstance(state.get("value"), Sensitive)
+                and state["value"].reveal()}
 
     def apply(self, ctx: HostContext, item: ApplyItem) -> None:
         assert isinstance(item.resource, Secret)
@@ -132,7 +141,8 @@ class SecretsProvider(Provider[Secret]):
         mode = normalize_mode(res.mode)
         if item.change.action in (Action.CREATE, Action.REPLACE):
             charset = "".join(f"\\{ord(c):03o}" for c in ALPHABETS[res.alphabet])
-            ctx.transport.run_script(GENERATE, [res.path, str(res.length), charset, res.owner, res.group, mode])
+            ctx.transport.run_script(GENERATE,
+                                     [res.path, str(res.length), charset, res.owner, res.group, mode])
             return
         if item.actual is not None and item.actual.get("type") != "file":
             raise ApplyError(f"{res.path} exists and is a {item.actual.get('type')}, not a file")
