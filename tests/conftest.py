@@ -52,10 +52,8 @@ def _prepare() -> Images:
             if elapsed > 5:
                 print(f"\n[testbed] images ready in {elapsed:.0f}s", flush=True)
             return _prepared
-    pytest.fail(
-        f"{_prepare_error}\nHint: run `bash scripts/ensure-docker.sh` (or `bash scripts/setup.sh`) as root.",
-        pytrace=False,
-    )
+    hint = "" if "ensure-docker.sh" in _prepare_error else "\nHint: run `bash scripts/setup.sh` as root."
+    pytest.fail(_prepare_error + hint, pytrace=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
