@@ -156,6 +156,7 @@ class Controller:
         self._heartbeat = time.monotonic()
         self._busy_since: float | None = None
         self._repo_watcher: RepoWatcher | None = None
+        self._watching = False  # event sources run (not in a --once pass)
         self._path_watcher = PathWatcher(lambda paths: self.request_drift(Trigger.FILE_EVENT, sorted(paths)))
         self._docker_watcher = DockerEventsWatcher(
             lambda host, what: self.request_drift(Trigger.DOCKER_EVENT, [f"{host}: {what}"]))
@@ -219,6 +220,7 @@ class Controller:
             self.store.release()
 
     def _start_services(self) -> None:
+        self._watching = True
         address = self.config.listen_address
         if address is not None:
             self.http = ControlServer(address[0], address[1], metrics=self.metrics,
@@ -406,6 +408,11 @@ class Controller:
             return
         applied = self.status.last_applied.revision if self.status.last_applied else None
         if head == applied:
+            if self.applied_spec is None:
+                # It could not be loaded at start (no clone yet); now the fetch made one.
+                self.applied_spec = self._load_applied(head)
+                if self.applied_spec is not None:
+                    self._update_watchers(self.applied_spec)
             if self.status.pending is not None or self.status.retry is not None:
                 self.status.pending = None
                 self.status.retry = None
@@ -609,7 +616,7 @@ class Controller:
 
     # ------------------------------------------------------------------ drift
     def _update_watchers(self, spec: LoadedSpec) -> None:
-        if not self.config.watch_events or self._stop.is_set():
+        if not self._watching or not self.config.watch_events or self._stop.is_set():
             return
         local_hosts = [name for name, host in spec.hosts.items() if host.connect == "local"]
         self._path_watcher.set_paths(managed_paths(spec, local_hosts))
@@ -633,6 +640,7 @@ class Controller:
         if retry is not None and retry.revision != applied.revision:
             return  # a newer commit is half-way and will be retried; do not pull the hosts back
         started = time.monotonic()
+        self._drift_blocked = False
         found = self.runner.plan(spec, applied.revision)
         self.status.last_drift_check = utc_now()
         if not found.ok or found.plan is None:
