@@ -167,7 +167,7 @@ class HostSession:
         secret_kinds = [k for k, p in self.providers.items() if p.provides_secrets]
         other_kinds = [k for k in self.providers if k not in secret_kinds]
         # Secrets first: other kinds' desired state may embed their values.
-        with ThreadPoolExecutor(max_workers=8) as pool:
+        with ThreadPoolExecutor(max_workers=4) as pool:  # sshd allows 10 sessions per connection
             for kind, result in pool.map(observe_kind, secret_kinds):
                 self.observed[kind] = result
                 self.ctx.secrets.update(self.providers[kind].secret_values(result))
