@@ -3,6 +3,7 @@
 # containers the test bed started; nothing else is touched).
 #   --stale   only those whose starting process (label io.reconciler.testbed.pid) is gone:
 #             safe while other test sessions are running
+# Session temp dirs (/tmp/reconciler-testbed-PID-*) of processes that are gone are removed too.
 #   --images  also remove the test bed images (labelled io.reconciler.testbed.image)
 #   --base    also remove the cached debootstrap base tarball(s)
 set -euo pipefail
@@ -13,7 +14,7 @@ for arg in "$@"; do
         --stale) stale=1 ;;
         --images) images=1 ;;
         --base) base=1 ;;
-        -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
         *) echo "unknown option: $arg" >&2; exit 2 ;;
     esac
 done
@@ -35,6 +36,17 @@ if [ "${#ids[@]}" -gt 0 ]; then
 else
     echo "no test bed containers to remove"
 fi
+
+# Session temp dirs (SSH key, known_hosts) of test bed processes that are gone.
+for dir in "${TMPDIR:-/tmp}"/reconciler-testbed-*-*; do
+    [ -d "$dir" ] || continue
+    pid=${dir##*/reconciler-testbed-}
+    pid=${pid%%-*}
+    case "$pid" in ''|*[!0-9]*) continue ;; esac
+    if ! kill -0 "$pid" 2>/dev/null; then
+        rm -rf "$dir"
+    fi
+done
 
 if [ "$images" -eq 1 ]; then
     mapfile -t tags < <(docker image ls --filter label=io.reconciler.testbed.image \
