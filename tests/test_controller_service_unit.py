@@ -19,8 +19,7 @@ def test_quoting() -> None:
 
 
 def test_unit_settings() -> None:
-    unit = render_unit(["/usr/bin/reconcile", "watch", "--repo", "/srv/git ops"], repo="/srv/git ops",
-                       state_dir="/var/lib/reconciler/controller")
+    unit = render_unit(["/usr/bin/reconcile", "watch", "--repo", "/srv/git ops"], repo="/srv/git ops")
     lines = set(unit.splitlines())
     assert 'ExecStart=/usr/bin/reconcile watch --repo "/srv/git ops"' in lines
     for setting in ("Type=notify", "NotifyAccess=main", "WatchdogSec=120", "Restart=always", "KillMode=mixed",
@@ -30,9 +29,8 @@ def test_unit_settings() -> None:
 
 @pytest.mark.timeout(300)
 def test_systemd_accepts_the_unit(shared_host: TestHost) -> None:
-    unit = render_unit(["/bin/sleep", "infinity"], repo="/srv/gitops",
-                       state_dir="/var/lib/reconciler/controller")
-    shared_host.exec(["mkdir", "-p", "/var/lib/reconciler/controller", "/tmp/unit-check"])
+    unit = render_unit(["/bin/sleep", "infinity"], repo="/srv/gitops")
+    shared_host.exec(["mkdir", "-p", "/tmp/unit-check"])
     shared_host.exec(["sh", "-c", "cat > /tmp/unit-check/reconciler-controller.service"], input=unit)
     proc = shared_host.exec(["systemd-analyze", "verify", "/tmp/unit-check/reconciler-controller.service"],
                             check=False)

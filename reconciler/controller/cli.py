@@ -189,7 +189,7 @@ def cmd_install_service(args: argparse.Namespace) -> int:
     config = _config(args)  # refuse bad settings now, not in a restart loop
     config.webhook_secret(os.environ)
     exec_argv = [*service.reconcile_executable(), *watch_argv(args, config)]
-    unit = service.render_unit(exec_argv, repo=config.repo, state_dir=str(Path(config.state_dir).resolve()))
+    unit = service.render_unit(exec_argv, repo=config.repo)
     if args.print_only:
         print(unit, end="")
         return EXIT_OK
