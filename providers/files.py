@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -46,9 +47,15 @@ class File(Resource):
     owner: str = "root"
     group: str = "root"
     mode: Mode = "0644"
+    state: Literal["present", "absent"] = Field(
+        default="present", description="absent: delete the file (or symlink) if it exists, owned or not.")
 
     @model_validator(mode="after")
     def _one_source(self) -> File:
+        if self.state == "absent":
+            if self.content is not None or self.template is not None:
+                raise ValueError("a file with state: absent takes no content or template")
+            return self
         if (self.content is None) == (self.template is None):
             raise ValueError("set exactly one of content or template")
         return self
@@ -92,7 +99,9 @@ class FilesProvider(Provider[File]):
                                  + ", ".join(f"${{{n}}}" for n in unresolved))
         return ctx.reveal(text)
 
-    def desired(self, resource: File, ctx: HostContext) -> State:
+    def desired(self, resource: File, ctx: HostContext) -> State | None:
+        if resource.state == "absent":
+            return None
         content = self.render(resource, ctx)
         if isinstance(content, KnownAfterApply):
             hashed: object = KNOWN_AFTER_APPLY

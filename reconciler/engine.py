@@ -215,7 +215,7 @@ class HostSession:
         self.plan.observed_digest = self._observed_digest()
         return self.plan
 
-    def _change_for(self, e: ResourceEntry, provider: Provider[Any], desired: State,
+    def _change_for(self, e: ResourceEntry, provider: Provider[Any], desired: State | None,
                     actual: State | None) -> Change | None:
         def unchanged_spec() -> bool:
             """Applied from this very spec before: a difference now is drift (a call, as
@@ -223,6 +223,12 @@ class HostSession:
             owned = self.inventory.get(e.address)
             return owned is not None and owned.spec_hash == spec_hash(self.resources[e.address])
 
+        if desired is None:  # the spec says this must not exist (e.g. `state: absent`)
+            if actual is None:
+                return None
+            return Change(self.name, e.kind, e.id, Action.DELETE,
+                          tuple(FieldChange(k, v, None) for k, v in actual.items() if not contains_sensitive(v)),
+                          Reason.UNWANTED)
         if actual is None:
             # Gone although the reconciler applied this very spec before: deleted by hand.
             reason = Reason.DRIFT if unchanged_spec() else Reason.ABSENT
@@ -454,7 +460,9 @@ class HostSession:
                 continue
             assert item.resource is not None
             desired = provider.desired(item.resource, self.ctx)
-            if actual is None:
+            if desired is None:
+                problem = "still present, though the spec says absent" if actual is not None else ""
+            elif actual is None:
                 problem = "still absent after apply"
             else:
                 diff = provider.compare(desired, actual)

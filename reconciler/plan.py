@@ -34,6 +34,7 @@ class Reason(StrEnum):
     DRIFT = "drift"                # changed on the host outside the reconciler
     REMOVED = "removed-from-spec"  # owned and no longer in the spec
     REQUESTED = "replace-requested"  # --replace on the command line
+    UNWANTED = "absent-in-spec"    # the spec says it must not exist
     TRIGGERED = "triggered"        # something it declares as a trigger changes in this run
 
 

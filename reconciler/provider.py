@@ -138,7 +138,9 @@ class Provider(Generic[R]):
         return []
 
     # --- reading ----------------------------------------------------------------------
-    def desired(self, resource: R, ctx: HostContext) -> State:
+    def desired(self, resource: R, ctx: HostContext) -> State | None:
+        """The state the spec asks for; only the fields the spec controls. ``None`` means
+        the object must not exist (the engine plans a delete when it does)."""
         raise NotImplementedError
 
     def observe(self, ctx: HostContext, ids: Sequence[str],

@@ -18,6 +18,7 @@ _REASONS = {
     Reason.REMOVED: "owned by reconciler and removed from the spec",
     Reason.REQUESTED: "replacement requested",
     Reason.TRIGGERED: "a resource it is triggered by changes",
+    Reason.UNWANTED: "the spec says it must be absent",
 }
 
 _VERBS = {Action.CREATE: "will be created", Action.UPDATE: "will be updated in-place",
