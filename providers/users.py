@@ -26,7 +26,8 @@ exit 0
 class User(Resource):
     name: str = Field(description="Login name.")
     system: bool = Field(default=True, description="A system account (uid below 1000, no aging).")
-    home: str | None = Field(default=None, description="Home directory (default: /nonexistent for system users).")
+    home: str | None = Field(default=None,
+                             description="Home directory (default: /nonexistent for system users).")
     shell: str = Field(default="/usr/sbin/nologin")
     groups: list[str] = Field(default_factory=list, description="Supplementary groups (must exist).")
     comment: str = ""

@@ -227,8 +227,8 @@ class HostSession:
             if actual is None:
                 return None
             return Change(self.name, e.kind, e.id, Action.DELETE,
-                          tuple(FieldChange(k, v, None) for k, v in actual.items() if not contains_sensitive(v)),
-                          Reason.UNWANTED)
+                          tuple(FieldChange(k, v, None) for k, v in actual.items()
+                                if not contains_sensitive(v)), Reason.UNWANTED)
         if actual is None:
             # Gone although the reconciler applied this very spec before: deleted by hand.
             reason = Reason.DRIFT if unchanged_spec() else Reason.ABSENT

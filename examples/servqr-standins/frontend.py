@@ -19,7 +19,7 @@ PAGE = """<!doctype html>
 class Handler(BaseHTTPRequestHandler):
     server_version = "servqr-frontend-standin"
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         body = PAGE.format(api=os.environ.get("NEXT_PUBLIC_API_URL", "/api/v1")).encode()
         status = 200 if self.path == "/" or not self.path.startswith("/api/") else 404
         self.send_response(status)
