@@ -285,11 +285,12 @@ class HostSession:
 
     def _order(self, planned: list[_Planned]) -> list[_Planned]:
         """Topological order: dependencies first, then the kinds' default order.
-        Deletes run last, in reverse kind order (dependents go before what they use) and
-        reverse id order within a kind (/a/b before /a)."""
+        Prunes run last, in reverse kind order (dependents go before what they use) and
+        reverse id order within a kind (/a/b before /a). A delete the spec asks for
+        (``state: absent``) is an ordinary change and keeps its place."""
         kinds = list(self.providers)
-        live = [p for p in planned if p.item.change.action is not Action.DELETE]
-        deletes = [p for p in planned if p.item.change.action is Action.DELETE]
+        live = [p for p in planned if p.entry is not None]
+        deletes = [p for p in planned if p.entry is None]
         index = {p.item.change.address: p for p in live}
         indegree = {a: 0 for a in index}
         dependents: dict[str, list[str]] = {a: [] for a in index}
