@@ -5,6 +5,11 @@ unless asked (``reconcile apply --replace secrets:NAME``), and only ever held
 as ``Sensitive`` in this process. Other resources use it as ``${secret:NAME}``.
 Secrets are never pruned: deleting a database password because a line left the
 spec would be a disaster, so a removed secret is released and left in place.
+
+The reconciler keeps its own copy of every value it generated in
+``/var/lib/reconciler/secrets/NAME`` (root, 0600). The value is in use (a database
+was initialised with it), so when the secret file is deleted or edited by hand the
+file is restored from that copy, never regenerated: only ``--replace`` rotates.
 """
 
 from __future__ import annotations
@@ -37,21 +42,43 @@ ALPHABETS = {
     "printable": "".join(chr(c) for c in range(33, 127) if chr(c) not in "\"'\\`$"),
 }
 
+KEPT_DIR = "/var/lib/reconciler/secrets"
+
+# Arguments come in pairs: the secret file, then the reconciler's kept copy.
 OBSERVE = r"""
 fmt=$0
-for p in "$@"; do
+while [ $# -ge 2 ]; do
+  p=$1; k=$2; shift 2
   if [ -f "$p" ]; then
     printf 'S\t'; stat --printf "$fmt" -- "$p"
     printf 'V\t%s\t%s\n' "$p" "$(base64 -w0 -- "$p")"
   fi
+  if [ -f "$k" ]; then printf 'K\t%s\t%s\n' "$p" "$(base64 -w0 -- "$k")"; fi
 done
 exit 0
+"""
+
+# Put a value in place from the kept copy ($1 -> $2), or keep a copy of the file ($2 -> $1).
+COPY = r"""
+set -eu
+src=$1; dst=$2; owner=$3; group=$4; mode=$5
+dir=$(dirname -- "$dst")
+[ -d "$dir" ] || mkdir -p -m 0700 -- "$dir"
+umask 077
+tmp=$(mktemp -- "$dir/.reconciler-secret.XXXXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+cat -- "$src" > "$tmp"
+chown -- "$owner:$group" "$tmp"
+chmod -- "$mode" "$tmp"
+sync -- "$tmp" 2>/dev/null || sync
+mv -f -- "$tmp" "$dst"
+trap - EXIT
 """
 
 # tr gets its set as octal escapes, so no alphabet character can mean anything to tr.
 GENERATE = r"""
 set -eu
-path=$1; length=$2; set_=$3; owner=$4; group=$5; mode=$6
+path=$1; length=$2; set_=$3; owner=$4; group=$5; mode=$6; kept=$7
 dir=$(dirname -- "$path")
 [ -d "$dir" ] || mkdir -p -- "$dir"
 umask 077
@@ -62,6 +89,11 @@ LC_ALL=C tr -dc "$set_" </dev/urandom | head -c "$length" > "$tmp" || true
 chown -- "$owner:$group" "$tmp"
 chmod -- "$mode" "$tmp"
 sync -- "$tmp" 2>/dev/null || sync
+# The kept copy first: a crash between the two renames leaves a copy to restore from.
+mkdir -p -m 0700 -- "$(dirname -- "$kept")"
+cp -- "$tmp" "$kept.tmp" && chown root:root "$kept.tmp" && chmod 0600 "$kept.tmp"
+sync -- "$kept.tmp" 2>/dev/null || sync
+mv -f -- "$kept.tmp" "$kept"
 mv -f -- "$tmp" "$path"
 trap - EXIT
 """
@@ -104,7 +136,11 @@ class SecretsProvider(Provider[Secret]):
 
     def desired(self, resource: Secret, ctx: HostContext) -> State:
         return {"type": "file", "owner": resource.owner, "group": resource.group,
-                "mode": normalize_mode(resource.mode)}
+                "mode": normalize_mode(resource.mode), "kept_copy": "matches"}
+
+    @staticmethod
+    def kept_path(name: str) -> str:
+        return f"{KEPT_DIR}/{name}"
 
     def observe(self, ctx: HostContext, ids: Sequence[str], resources: Mapping[str, Secret]) -> dict[
             str, State | None]:
@@ -113,21 +149,31 @@ class SecretsProvider(Provider[Secret]):
         out: dict[str, State | None] = dict.fromkeys(ids)
         if not paths:
             return out
-        result = ctx.transport.run(["sh", "-c", OBSERVE, STAT_FORMAT, *paths.values()])
+        args = [a for rid, path in paths.items() for a in (path, self.kept_path(rid))]
+        result = ctx.transport.run(["sh", "-c", OBSERVE, STAT_FORMAT, *args])
         stats: dict[str, dict[str, str]] = {}
         values: dict[str, str] = {}
+        kept: dict[str, str] = {}
         for line in result.out.splitlines():
             if line.startswith("S\t"):
                 stats.update(parse_stat_lines(line[2:]))
-            elif line.startswith("V\t"):
-                _, path, b64 = line.split("\t", 2)
-                values[path] = base64.b64decode(b64).decode("utf-8", "replace").rstrip("\n")
+            elif line.startswith(("V\t", "K\t")):
+                tag, path, b64 = line.split("\t", 2)
+                value = base64.b64decode(b64).decode("utf-8", "replace").rstrip("\n")
+                (values if tag == "V" else kept)[path] = value
         for rid, path in paths.items():
             st = stats.get(path)
+            copy = kept.get(path)
             if st is None:
+                if copy is not None:  # deleted by hand; the kept copy brings the same value back
+                    out[rid] = {"type": "absent", "kept_copy": "present", "value": Sensitive(copy)}
                 continue
+            current = values.get(path, "")
+            status = "missing" if copy is None else "matches" if copy == current else "differs"
             out[rid] = {"type": file_type(st["type"]), "owner": st["owner"], "group": st["group"],
-                        "mode": st["mode"], "value": Sensitive(values.get(path, ""))}
+                        "mode": st["mode"], "kept_copy": status,
+                        # What dependents must use: the kept copy wins, as apply restores it.
+                        "value": Sensitive(copy if copy is not None else current)}
         return out
 
     def secret_values(self, observed: Mapping[str, State | None]) -> dict[str, Sensitive]:
@@ -139,12 +185,20 @@ class SecretsProvider(Provider[Secret]):
         assert isinstance(item.resource, Secret)
         res = item.resource
         mode = normalize_mode(res.mode)
-        if item.change.action in (Action.CREATE, Action.REPLACE):
+        kept = self.kept_path(res.name)
+        actual = item.actual
+        if item.change.action is Action.REPLACE or actual is None:
             charset = "".join(f"\\{ord(c):03o}" for c in ALPHABETS[res.alphabet])
             ctx.transport.run_script(GENERATE,
-                                     [res.path, str(res.length), charset, res.owner, res.group, mode])
+                                     [res.path, str(res.length), charset, res.owner, res.group, mode, kept])
             return
-        if item.actual is not None and item.actual.get("type") != "file":
-            raise ApplyError(f"{res.path} exists and is a {item.actual.get('type')}, not a file")
+        if actual.get("type") not in ("file", "absent"):
+            raise ApplyError(f"{res.path} exists and is a {actual.get('type')}, not a file")
+        if actual.get("type") == "absent" or actual.get("kept_copy") == "differs":
+            # Restore the value in use; regenerating would lock the database out.
+            ctx.transport.run_script(COPY, [kept, res.path, res.owner, res.group, mode])
+            return
+        if actual.get("kept_copy") == "missing":
+            ctx.transport.run_script(COPY, [res.path, kept, "root", "root", "0600"])
         ctx.transport.run(["sh", "-c", 'chown -- "$1:$2" "$4" && chmod -- "$3" "$4"', "reconciler",
                            res.owner, res.group, mode, res.path])
