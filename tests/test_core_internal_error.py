@@ -9,7 +9,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from reconciler.engine import Engine
+from reconciler.logs import configure
 from reconciler.provider import HostContext, Provider, Resource, State
 from reconciler.spec import load_spec
 
@@ -35,7 +38,9 @@ class BuggyOnHostA(Provider[Probe]):
         return dict.fromkeys(ids)
 
 
-def test_provider_bug_fails_only_its_host(tmp_path: Path) -> None:
+def test_provider_bug_fails_only_its_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Log to this test's stderr (an earlier in-process CLI run may have bound another one).
+    configure(fmt="json")
     (tmp_path / "spec.yaml").write_text("hosts:\n  a: {connect: local}\n  b: {connect: local}\n"
                                         "probes:\n  - name: one\n")
     providers: dict[str, Provider[Any]] = {"probes": BuggyOnHostA()}
@@ -49,3 +54,4 @@ def test_provider_bug_fails_only_its_host(tmp_path: Path) -> None:
     assert hosts["b"].error == ""
     assert [c.address for c in hosts["b"].changes] == ["probes:one"]
     assert plan.has_errors
+    assert '"error": "internal error while planning: KeyError: \'missing\'"' in capsys.readouterr().err

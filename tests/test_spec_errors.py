@@ -27,7 +27,7 @@ DIAGNOSTIC = re.compile(r"^(?P<file>[\w./-]+\.yaml):(?P<line>\d+):(?P<col>\d+): 
 CASES = {
     "yaml_syntax": "spec.yaml:3:6: YAML syntax error: expected ',' or '}', but got ':'",
     "unknown_key": "spec.yaml:6:5: files[0].colour: unknown field; expected one of hosts, depends_on, path, "
-                   "content, template, owner, group, mode",
+                   "content, template, owner, group, mode, state",
     "wrong_type": "spec.yaml:5:5: files[0].content: expected a string, got integer 5",
     "bad_mode": "spec.yaml:5:5: directories[0].mode: mode must be an octal string such as \"0644\" or "
                 "\"2750\", got 'rwxr-x---'",
