@@ -300,9 +300,13 @@ class HostSession:
                     indegree[p.item.change.address] += 1
                     dependents[dep].append(p.item.change.address)
 
+        # Positions by dict, not list.index(): that compares _Planned values and made
+        # ordering quadratic (a plan of 1,000 creates spent 0.4 s here).
+        kind_rank = {k: i for i, k in enumerate(kinds)}
+        spec_rank = {p.item.change.address: i for i, p in enumerate(live)}
+
         def prio(address: str) -> tuple[int, int]:
-            p = index[address]
-            return (kinds.index(p.item.change.kind), live.index(p))
+            return (kind_rank[index[address].item.change.kind], spec_rank[address])
 
         heap = [(prio(a), a) for a, n in indegree.items() if n == 0]
         heapq.heapify(heap)
@@ -314,10 +318,11 @@ class HostSession:
                 indegree[d] -= 1
                 if indegree[d] == 0:
                     heapq.heappush(heap, (prio(d), d))
-        out.extend(p for p in live if p not in out)  # cycles are refused at validation; be safe
+        placed = {p.item.change.address for p in out}
+        out.extend(p for p in live if p.item.change.address not in placed)  # cycles are refused; be safe
         # Removed resources have no spec to order them by. Within a kind, reverse id order
         # deletes /a/b before /a (a container of things sorts before its contents).
-        deletes.sort(key=lambda p: (kinds.index(p.item.change.kind), p.item.change.id), reverse=True)
+        deletes.sort(key=lambda p: (kind_rank[p.item.change.kind], p.item.change.id), reverse=True)
         return out + deletes
 
     def _observed_digest(self) -> str:
@@ -490,11 +495,11 @@ class HostSession:
     def _record_converged(self, failed: set[str]) -> None:
         """Every spec resource that is now as the spec says is recorded, adopted or not,
         and owned objects already gone from the host are forgotten."""
+        planned = {p.item.change.address for p in self.planned}
         for e in self.spec.entries_for(self.name):
             if e.address in failed:
                 continue
-            if self.observed.get(e.kind, {}).get(e.id) is None and not any(
-                    p.item.change.address == e.address for p in self.planned):
+            if self.observed.get(e.kind, {}).get(e.id) is None and e.address not in planned:
                 continue
             res = self.resources[e.address]
             existing = self.inventory.get(e.address)
