@@ -317,10 +317,6 @@ def _validate_hardening(s: Service) -> list[Issue]:
             if value and (value + "/").startswith(homes):
                 issues.append(Issue(where, f"{value} is hidden by hardening.protect_home (on by default); "
                                            "set hardening.protect_home: read-only or false"))
-    if h.protect_system == "strict" and s.working_directory and s.working_directory not in h.read_write_paths:
-        issues.append(Issue(("hardening", "protect_system"), "protect_system: strict makes the working "
-                            "directory read-only; add it to read_write_paths if the service writes there",
-                            warning=True))
     return issues
 
 

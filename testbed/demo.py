@@ -5,7 +5,9 @@
 3. runs ``reconcile --version``;
 4. when the CLI has ``plan``: runs ``reconcile plan``, ``reconcile apply`` and a second
    ``reconcile plan`` against the test host, using a copy of ``specs/servqr`` whose
-   hosts point at the test host (or, without that spec, a tiny spec of its own).
+   hosts point at the test host (or, without that spec, a tiny spec of its own);
+5. for the ServQR spec: runs every health check of the architecture's "Monitoring
+   Points" on the converged host and prints a summary.
 
 Test hosts are removed at the end, also on Ctrl-C / SIGTERM.
 """
@@ -26,6 +28,7 @@ import yaml
 from testbed.engine import ensure_docker
 from testbed.hosts import TestHost, cleanup_session, install_signal_handlers, session_id, start_hosts
 from testbed.images import ensure_images
+from testbed.servqr import health_checks, https_from_outside, stage_images, summary
 from testbed.util import REPO_ROOT, TestbedError
 
 DEFAULT_SPEC = REPO_ROOT / "specs" / "servqr"
@@ -101,7 +104,8 @@ def tiny_spec(workdir: Path) -> tuple[Path, list[str]]:
 
 
 def run_reconcile(args: list[str]) -> int:
-    cmd = [reconcile_binary(), *args]
+    # Human log lines even though stdout is not a terminal here.
+    cmd = [reconcile_binary(), *args, *(["--log-format", "console"] if args[:1] != ["--version"] else [])]
     print("$ reconcile " + " ".join(args), flush=True)
     started = time.monotonic()
     rc = subprocess.run(cmd, check=False).returncode
@@ -150,6 +154,13 @@ def main(argv: list[str] | None = None) -> int:
             for line in probe.stdout.splitlines():
                 print(f"      {line}")
         point_hosts_at(workdir, hosts)
+        servqr = args.spec.resolve() == DEFAULT_SPEC.resolve() and core_ready
+        if servqr:
+            say("Loading the PostgreSQL 15 image into the host's engine (no registry here)")
+            started = time.monotonic()
+            for host in hosts.values():
+                stage_images(host, images)
+            print(f"   done in {time.monotonic() - started:.1f}s")
 
         say("reconcile --version")
         run_reconcile(["--version"])
@@ -162,12 +173,21 @@ def main(argv: list[str] | None = None) -> int:
         rc_plan = run_reconcile(["plan", str(workdir)])
         rc_apply = run_reconcile(["apply", str(workdir)])
         rc_again = run_reconcile(["plan", "--detailed-exitcode", str(workdir)])
+        healthy = True
+        if servqr:
+            say("Health checks from the architecture's Monitoring Points")
+            for name, host in hosts.items():
+                checks = [*health_checks(host), https_from_outside(host)]
+                print(f"   {name}:")
+                print(summary(checks))
+                healthy = healthy and all(c.ok for c in checks)
         say(f"done in {time.monotonic() - t0:.0f}s")
         print(
             f"   plan exit {rc_plan}, apply exit {rc_apply}, "
             f"second plan exit {rc_again} (0 = nothing left to do)"
+            + ("" if not servqr else f", health {'ok' if healthy else 'FAILED'}")
         )
-        return 0 if (rc_plan, rc_apply, rc_again) == (0, 0, 0) else 1
+        return 0 if (rc_plan, rc_apply, rc_again) == (0, 0, 0) and healthy else 1
     except TestbedError as exc:
         print(f"\ndemo failed: {exc}", file=sys.stderr)
         return 1
