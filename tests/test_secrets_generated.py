@@ -1,6 +1,7 @@
-"""Generated secrets: made once on the host (mode 0600), stable across runs, regenerated
-only with ``--replace secrets:NAME`` -- and then the files that use them are rewritten
-in the same run. A secret that leaves the spec is never deleted."""
+"""Generated secrets: made once on the host (mode 0600), stable across runs (a secret
+file deleted or edited by hand is restored with the same value), regenerated only with
+``--replace secrets:NAME`` -- and then the files that use them are rewritten in the
+same run. A secret that leaves the spec is never deleted."""
 
 from __future__ import annotations
 
@@ -111,19 +112,22 @@ def test_replace_regenerates_and_rewrites_users_in_the_same_run(fresh_host: Test
 
 
 @pytest.mark.timeout(300)
-def test_deleted_secret_is_regenerated_and_users_follow(fresh_host: TestHost, tmp_path: Path) -> None:
+def test_deleted_or_edited_secret_is_restored_never_regenerated(fresh_host: TestHost, tmp_path: Path) -> None:
+    """The value is in use (a database was set up with it): a secret file deleted or
+    edited by hand comes back with the same value; only --replace rotates it."""
     host = fresh_host
     spec = spec_for(tmp_path, host)
     reconcile("apply", spec, check_code=0)
-    db, _ = values(host)
-    host.exec("rm /etc/shop/secrets/db_password")
+    db, api = values(host)
+    host.exec("rm /etc/shop/secrets/db_password; echo guessed > /etc/shop/secrets/api_key")
     changes = changes_by_address(plan_json(spec))
-    assert (changes["secrets:db_password"]["action"], changes["secrets:db_password"]["reason"]) == (
-        "create", "drift")
+    assert set(changes) == {"secrets:db_password", "secrets:api_key"}
+    assert {c["reason"] for c in changes.values()} == {"drift"}
     reconcile("apply", spec, check_code=0)
-    new_db, _ = values(host)
-    assert new_db != db
-    assert cat(host, "/etc/shop/db.env") == f"DB_PASSWORD={new_db}\n"
+    assert values(host) == (db, api)
+    assert stat(host, "/etc/shop/secrets/db_password") == "regular file root:root 600"
+    assert cat(host, "/etc/shop/db.env") == f"DB_PASSWORD={db}\n"
+    reconcile("plan", spec, "--detailed-exitcode", check_code=0)
 
 
 @pytest.mark.timeout(300)
