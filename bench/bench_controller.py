@@ -45,7 +45,8 @@ repo, files, repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def spec(version):
     lines = ["files:"]
     for i in range(files):
-        lines += [f"  - path: /srv/bench/f{i:02d}.conf", f"    content: \"f{i:02d} v{version if i == 0 else 0}\\n\""]
+        v = version if i == 0 else 0
+        lines += [f"  - path: /srv/bench/f{i:02d}.conf", f"    content: \"f{i:02d} v{v}\\n\""]
     return "\n".join(lines) + "\n"
 
 def read(path):
@@ -108,7 +109,9 @@ printf 'hosts:\n  local:\n    connect: local\n' > specs/hosts.yaml
 git add -A && git commit -qm v0
 reconcile install-service --repo "$repo" --path specs >/dev/null
 for i in $(seq 1 300); do [ -e /srv/bench/f00.conf ] && exit 0; sleep 0.1; done
-echo "the first commit was not applied" >&2; journalctl -u reconciler-controller --no-pager | tail -20 >&2; exit 1
+echo "the first commit was not applied" >&2
+journalctl -u reconciler-controller --no-pager | tail -20 >&2
+exit 1
 """
 
 
@@ -127,7 +130,8 @@ def run(host: TestHost, files: int, repeat: int) -> dict[str, object]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--files", type=int, default=20)
     args = parser.parse_args()
