@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
+from types import ModuleType
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator
@@ -76,3 +79,19 @@ _TYPE = {"regular file": "file", "regular empty file": "file", "directory": "dir
 
 def file_type(stat_type: str) -> str:
     return _TYPE.get(stat_type, stat_type)
+
+
+def lazy_module(name: str) -> ModuleType:
+    """Import ``name`` on first attribute access (the stdlib LazyLoader recipe), so a
+    provider whose kind a run does not use costs nothing at start-up."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no module named {name!r}")
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module

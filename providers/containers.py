@@ -27,17 +27,23 @@ For SSH hosts the SDK talks to the engine over the run's one SSH connection
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import docker
-
-from providers import containers_docker as engine
+from providers._common import lazy_module
 from providers.containers_spec import Container, duration_ns, validate_container
 from providers.containers_state import IN_PLACE_FIELDS, desired_state, is_managed, observed_state, spec_hash
 from reconciler.errors import ApplyError
 from reconciler.plan import Action, FieldChange
 from reconciler.provider import ApplyItem, HostContext, Issue, Provider, State
 from reconciler.sensitive import KnownAfterApply, Sensitive
+
+if TYPE_CHECKING:
+    import docker
+
+    from providers import containers_docker as engine
+else:
+    # The Docker SDK (and the requests stack under it) loads only when a run has containers.
+    engine = lazy_module("providers.containers_docker")
 
 __all__ = ["Container", "ContainersProvider"]
 

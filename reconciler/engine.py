@@ -29,7 +29,7 @@ from reconciler.plan import Action, Change, FieldChange, HostPlan, Plan, Reason
 from reconciler.provider import ApplyItem, HostContext, Provider, Resource, State
 from reconciler.sensitive import REDACTOR, contains_sensitive, public
 from reconciler.spec import LoadedSpec, ResourceEntry
-from reconciler.transport import LocalTransport, SSHTransport, Transport
+from reconciler.transport import LocalTransport, Transport
 from reconciler.transport.base import HostLock
 
 log = structlog.get_logger("reconciler.engine")
@@ -103,6 +103,8 @@ def make_transport(name: str, spec: LoadedSpec) -> Transport:
     host = spec.hosts[name]
     if host.connect == "local":
         return LocalTransport(name)
+    from reconciler.transport.ssh import SSHTransport  # paramiko only when a host needs it
+
     return SSHTransport(name, host.connect, identity_file=host.identity_file,
                         known_hosts=host.known_hosts, host_key=host.host_key)
 
