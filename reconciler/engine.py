@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -27,6 +26,7 @@ from reconciler.interpolate import references, walk_strings
 from reconciler.inventory import Inventory
 from reconciler.plan import Action, Change, FieldChange, HostPlan, Plan, Reason
 from reconciler.provider import ApplyItem, HostContext, Provider, Resource, State
+from reconciler.report import ApplyReport, ChangeOutcome, HostReport, Status
 from reconciler.sensitive import REDACTOR, contains_sensitive, public
 from reconciler.spec import LoadedSpec, ResourceEntry
 from reconciler.transport import LocalTransport, Transport
@@ -34,57 +34,7 @@ from reconciler.transport.base import HostLock
 
 log = structlog.get_logger("reconciler.engine")
 
-
-class Status(StrEnum):
-    APPLIED = "applied"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
-@dataclass
-class ChangeOutcome:
-    change: Change
-    status: Status
-    error: str = ""
-    seconds: float = 0.0
-    transient: bool = False
-    """The failure came from the connection (host or engine unreachable, host lock
-    busy), not from the change itself: retrying later may succeed."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.change.to_json(), "status": self.status.value, "error": public(self.error),
-                "seconds": round(self.seconds, 3)}
-
-
-@dataclass
-class HostReport:
-    host: str
-    outcomes: list[ChangeOutcome] = field(default_factory=list)
-    error: str = ""
-    transient: bool = False  # see ChangeOutcome.transient
-
-    @property
-    def ok(self) -> bool:
-        return not self.error and all(o.status is Status.APPLIED for o in self.outcomes)
-
-    def count(self, status: Status) -> int:
-        return sum(1 for o in self.outcomes if o.status is status)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"host": self.host, "ok": self.ok, "error": public(self.error),
-                "outcomes": [o.to_json() for o in self.outcomes]}
-
-
-@dataclass
-class ApplyReport:
-    hosts: list[HostReport] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(h.ok for h in self.hosts)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "hosts": [h.to_json() for h in self.hosts]}
+__all__ = ["ApplyReport", "ChangeOutcome", "Engine", "HostReport", "RunOptions", "Status"]
 
 
 ProgressFn = Callable[[str, int, int, Change, Status | None], None]
