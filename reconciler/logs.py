@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -15,6 +16,22 @@ from reconciler.sensitive import REDACTOR
 def _scrub(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
     scrubbed: dict[str, Any] = REDACTOR.scrub_any(dict(event))
     return scrubbed
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is *now*. Binding the stream at configure time
+    breaks when it is replaced later (an embedding program or a test harness swaps and
+    closes it): a log line must never fail a run."""
+
+    def write(self, text: str) -> int:
+        try:
+            return sys.stderr.write(text)
+        except (ValueError, OSError):
+            return 0
+
+    def flush(self) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            sys.stderr.flush()
 
 
 def configure(*, fmt: str = "auto", verbose: int = 0) -> None:
@@ -33,7 +50,7 @@ def configure(*, fmt: str = "auto", verbose: int = 0) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=False,
     )
     # paramiko logs transport noise at INFO, and every failed handshake as an ERROR with
