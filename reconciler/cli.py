@@ -21,12 +21,13 @@ import structlog
 
 from reconciler import __version__
 from reconciler.diagnostics import Diagnostics
-from reconciler.engine import ApplyReport, Engine, RunOptions, Status
+from reconciler.engine import Engine, RunOptions
 from reconciler.errors import ReconcilerError, StalePlan
 from reconciler.logs import configure
 from reconciler.plan import FORMAT_VERSION, Change, Plan
 from reconciler.provider import ProviderLoadError
 from reconciler.render import render_plan, render_report
+from reconciler.report import ApplyReport, HostReport, Status
 from reconciler.spec import ENV_SPEC, LoadedSpec, json_schema, load_spec
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -290,12 +291,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         if args.output == "text":
             _emit_plan(plan, args)
         if not plan.has_changes:
-            report = ApplyReport()
-            report.hosts = []
-            for h in plan.hosts:
-                from reconciler.engine import HostReport
-
-                report.hosts.append(HostReport(h.host, error=h.error))
+            # Nothing to apply; hosts whose planning failed still make the run fail.
+            report = ApplyReport([HostReport(h.host, error=h.error) for h in plan.hosts])
         else:
             if args.output == "text":
                 print()
