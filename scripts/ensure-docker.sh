@@ -59,7 +59,16 @@ if ! docker_ok; then
     else
         log "starting dockerd in the background (log: $DOCKERD_LOG)"
         # setsid + nohup: the daemon must outlive this script and its session.
-        setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 < /dev/null &
+        # It must also inherit no descriptor beyond 0-2: a caller's lock (setup.sh holds
+        # its setup lock on fd 8, this script its own on fd 9) would otherwise stay held
+        # by dockerd for as long as it runs, and the next setup would wait forever.
+        (
+            for fd_path in /proc/$BASHPID/fd/*; do
+                fd=${fd_path##*/}
+                if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+            done
+            exec setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null
+        ) &
         disown || true
     fi
     deadline=$((SECONDS + WAIT_SECONDS))
