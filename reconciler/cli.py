@@ -20,7 +20,14 @@ from typing import Any
 import structlog
 
 from reconciler import __version__
-from reconciler.diagnostics import Diagnostics
+from reconciler.commands import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    SPEC_HELP,
+    add_log_options,
+    load_spec_or_report,
+)
 from reconciler.engine import Engine, RunOptions
 from reconciler.errors import ReconcilerError, StalePlan
 from reconciler.logs import configure
@@ -28,21 +35,11 @@ from reconciler.plan import FORMAT_VERSION, Change, Plan
 from reconciler.provider import ProviderLoadError
 from reconciler.render import render_plan, render_report
 from reconciler.report import ApplyReport, HostReport, Status
-from reconciler.spec import ENV_SPEC, LoadedSpec, json_schema, load_spec
-
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+from reconciler.spec import LoadedSpec, json_schema
 
 log = structlog.get_logger("reconciler.cli")
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--log-format", choices=["auto", "console", "json"], default=argparse.SUPPRESS,
-                        help="log lines for humans (console) or machines (json); default: console on a TTY")
-    parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                        help="more logging (-vv)")
-    parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="only warnings")
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
@@ -58,9 +55,6 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--color", choices=["auto", "always", "never"], default="auto")
 
 
-SPEC_HELP = f"spec file or directory (default: ${ENV_SPEC}, else ./specs)"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reconcile",
@@ -70,31 +64,31 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Exit codes: 0 ok and nothing to do, 1 error, 2 changes pending (with --detailed-exitcode).")
     parser.add_argument("--version", action="version", version=f"reconcile {__version__}")
-    _common(parser)
+    add_log_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("validate", help="check a spec without touching any host")
     p.add_argument("path", nargs="?", help=SPEC_HELP)
     p.add_argument("--output", choices=["text", "json"], default="text")
-    _common(p)
+    add_log_options(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("plan", help="show what apply would change (touches nothing)")
     p.add_argument("path", nargs="?", help=SPEC_HELP)
     p.add_argument("--out", metavar="FILE", help="save the plan; `reconcile apply FILE` applies exactly it")
     _run_options(p)
-    _common(p)
+    add_log_options(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("apply", help="converge the hosts to the spec (or to a saved plan)")
     p.add_argument("path", nargs="?", help=SPEC_HELP + ", or a plan saved with `plan --out`")
     p.add_argument("--dry-run", action="store_true", help="plan only; change nothing")
     _run_options(p)
-    _common(p)
+    add_log_options(p)
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("schema", help="print the spec's JSON Schema (for editors)")
-    _common(p)
+    add_log_options(p)
     p.set_defaults(func=cmd_schema)
 
     for ep in sorted(entry_points(group="reconciler.commands"), key=lambda e: e.name):
@@ -105,27 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------------------------------
 # helpers
-
-def _print_diagnostics(diags: Diagnostics) -> None:
-    for d in diags.sorted():
-        print(str(d), file=sys.stderr)
-    n = len(diags.errors)
-    if n:
-        print(f"{n} error{'s' if n != 1 else ''} in the spec; nothing was changed.", file=sys.stderr)
-
-
-def load_or_report(path: str | None, output: str = "text") -> LoadedSpec | None:
-    try:
-        spec, diags = load_spec(path)
-    except ProviderLoadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
-    if output == "json" and diags.has_errors():
-        print(json.dumps({"valid": False, "diagnostics": [d.to_json() for d in diags.sorted()]}, indent=2))
-        return None
-    _print_diagnostics(diags)
-    return spec
-
 
 def _color(args: argparse.Namespace, stream: Any = sys.stdout) -> bool:
     mode = getattr(args, "color", "auto")
@@ -193,7 +166,7 @@ def _plan_exit(plan: Plan, args: argparse.Namespace) -> int:
 # commands
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    spec = load_or_report(args.path, args.output)
+    spec = load_spec_or_report(args.path, args.output)
     if spec is None:
         return EXIT_ERROR
     if args.output == "json":
@@ -210,7 +183,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    spec = load_or_report(args.path)
+    spec = load_spec_or_report(args.path)
     if spec is None:
         return EXIT_ERROR
     with Engine(spec, _options(args, spec_revision(spec.path))) as engine:
@@ -268,7 +241,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         args.host = [h["host"] for h in saved["hosts"]]
     if saved:
         args.replace = list(dict.fromkeys([*args.replace, *_saved_replacements(saved)]))
-    spec = load_or_report(spec_path)
+    spec = load_spec_or_report(spec_path)
     if spec is None:
         return EXIT_ERROR
     if saved:

@@ -1,6 +1,7 @@
 """Test bed for reconciler: locally built images and throwaway Debian test hosts.
 
-Not installed; tests import it through pytest's ``pythonpath = ["."]``.
+Not installed; tests import it through pytest's ``pythonpath = ["."]``. Imports run one way:
+``util`` <- ``images`` <- ``hosts`` <- ``wheelhouse``/``servqr`` <- ``demo``.
 See README.md ("Test bed") and the modules:
 
 * :mod:`testbed.images`     -- build/cache the host, busybox and postgres images
@@ -20,7 +21,7 @@ _EXPORTS = {
     "ensure_docker": "testbed.engine",
     "HostFactory": "testbed.hosts",
     "TestHost": "testbed.hosts",
-    "install_reconciler": "testbed.hosts",
+    "install_reconciler": "testbed.wheelhouse",
     "session_id": "testbed.hosts",
     "start_host": "testbed.hosts",
     "start_hosts": "testbed.hosts",

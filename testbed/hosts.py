@@ -31,7 +31,6 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
 
 import paramiko
 from cryptography.hazmat.primitives import serialization
@@ -682,19 +681,11 @@ class HostFactory:
             raise TestbedError("removing test hosts failed:\n" + "\n".join(errors))
 
 
-def install_reconciler(host: TestHost, **kwargs: Any) -> None:
-    """Install this repo's package into /opt/reconciler/venv on ``host`` (offline); see testbed.wheelhouse."""
-    from testbed.wheelhouse import install_reconciler as _install
-
-    _install(host, **kwargs)
-
-
 __all__ = [
     "DEFAULT_PORTS",
     "HostFactory",
     "TestHost",
     "cleanup_session",
-    "install_reconciler",
     "install_signal_handlers",
     "live_hosts",
     "session_id",

@@ -14,8 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from reconciler.cli import EXIT_ERROR, EXIT_OK
-from reconciler.cli import _common as add_log_options
+from reconciler.commands import EXIT_ERROR, EXIT_OK, add_log_options
 from reconciler.controller.config import (
     DEFAULT_STATE_DIR,
     ControllerConfig,

@@ -1,0 +1,5 @@
+"""Directories with owner, group and mode."""
+
+from .provider import DirectoriesProvider
+
+__all__ = ["DirectoriesProvider"]

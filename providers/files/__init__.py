@@ -1,0 +1,5 @@
+"""Files from inline content or templates, written atomically."""
+
+from .provider import FilesProvider
+
+__all__ = ["FilesProvider"]

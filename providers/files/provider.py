@@ -1,0 +1,165 @@
+"""Files: content inline or from a template in the spec repo, owner, group, mode.
+
+Writes are atomic (temporary file, owner and mode, fsync, rename). Content is
+compared by SHA-256, so observing a thousand files is one ``stat`` and one
+``sha256sum`` on the host. Content that embeds a secret is ``Sensitive`` and
+shows as ``(sensitive)`` in plans.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from reconciler.errors import ApplyError
+from reconciler.interpolate import references, substitute_vars
+from reconciler.plan import Action
+from reconciler.provider import ApplyItem, HostContext, Issue, Provider, Resource, State
+from reconciler.sensitive import KNOWN_AFTER_APPLY, KnownAfterApply, Sensitive
+
+from ..common.checks import (
+    STAT_FORMAT,
+    Mode,
+    check_account,
+    check_path,
+    file_type,
+    normalize_mode,
+    parse_stat_lines,
+)
+
+OBSERVE = r"""
+fmt=$0
+stat --printf "$fmt" -- "$@" 2>/dev/null
+echo "--reconciler-sha256--"
+for p in "$@"; do [ -f "$p" ] && [ ! -L "$p" ] && printf '%s\0' "$p"; done | xargs -0r sha256sum --
+exit 0
+"""
+
+
+class File(Resource):
+    path: str = Field(description="Absolute path.")
+    content: str | None = Field(default=None,
+                                description="Inline content; ${var} and ${secret:NAME} allowed.")
+    template: str | None = Field(default=None, description="Template file, relative to the spec file.")
+    owner: str = "root"
+    group: str = "root"
+    mode: Mode = "0644"
+    state: Literal["present", "absent"] = Field(
+        default="present", description="absent: delete the file (or symlink) if it exists, owned or not.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> File:
+        if self.state == "absent":
+            if self.content is not None or self.template is not None:
+                raise ValueError("a file with state: absent takes no content or template")
+            return self
+        if (self.content is None) == (self.template is None):
+            raise ValueError("set exactly one of content or template")
+        return self
+
+
+def digest(content: str) -> str:
+    return "sha256:" + hashlib.sha256(content.encode()).hexdigest()
+
+
+class FilesProvider(Provider[File]):
+    kind = "files"
+    model = File
+    order = 20
+    description = "Files with inline or templated content."
+
+    def resource_id(self, resource: File) -> str:
+        return resource.path
+
+    def validate(self, resource: File) -> list[Issue]:
+        issues = [*check_path(resource.path), *check_account(resource.owner, "owner"),
+                  *check_account(resource.group, "group")]
+        if resource.template is not None:
+            tpl = Path(resource.source_dir) / resource.template
+            if not tpl.is_file():
+                issues.append(Issue(("template",), f"template file {str(tpl)!r} does not exist"))
+        return issues
+
+    def render(self, resource: File, ctx: HostContext) -> str | Sensitive | KnownAfterApply:
+        if resource.content is not None:
+            text = resource.content
+        else:
+            assert resource.template is not None
+            tpl = Path(resource.source_dir) / resource.template
+            try:
+                text = substitute_vars(tpl.read_text(), ctx.vars)
+            except OSError as exc:
+                raise ApplyError(f"cannot read template {tpl}: {exc}") from exc
+            unresolved = [r.name for r in references(text) if r.kind == "var"]
+            if unresolved:
+                raise ApplyError(f"template {resource.template}: unresolved variable(s) "
+                                 + ", ".join(f"${{{n}}}" for n in unresolved))
+        return ctx.reveal(text)
+
+    def desired(self, resource: File, ctx: HostContext) -> State | None:
+        if resource.state == "absent":
+            return None
+        content = self.render(resource, ctx)
+        if isinstance(content, KnownAfterApply):
+            hashed: object = KNOWN_AFTER_APPLY
+        elif isinstance(content, Sensitive):
+            hashed = Sensitive(digest(content.reveal()))
+        else:
+            hashed = digest(content)
+        return {"type": "file", "content": hashed, "owner": resource.owner, "group": resource.group,
+                "mode": normalize_mode(resource.mode)}
+
+    def observe(self, ctx: HostContext, ids: Sequence[str], resources: Mapping[str, File]) -> dict[
+            str, State | None]:
+        if not ids:
+            return {}
+        result = ctx.transport.run(["sh", "-c", OBSERVE, STAT_FORMAT, *ids])
+        stat_part, _, sum_part = result.out.partition("--reconciler-sha256--\n")
+        stats = parse_stat_lines(stat_part)
+        sums: dict[str, str] = {}
+        for line in sum_part.splitlines():
+            escaped = line.startswith("\\")
+            hexdigest, _, path = line.lstrip("\\").partition("  ")
+            if escaped:
+                path = path.replace("\\\\", "\\")
+            sums[path] = "sha256:" + hexdigest
+        out: dict[str, State | None] = {}
+        for rid in ids:
+            st = stats.get(rid)
+            if st is None:
+                out[rid] = None
+                continue
+            state: State = {"type": file_type(st["type"]), "owner": st["owner"], "group": st["group"],
+                            "mode": st["mode"], "content": sums.get(rid)}
+            res = resources.get(rid)
+            if res is not None and res.content is not None and "${secret:" in res.content:
+                state["content"] = Sensitive(state["content"] or "")
+            out[rid] = state
+        return out
+
+    def apply(self, ctx: HostContext, item: ApplyItem) -> None:
+        change = item.change
+        if change.action is Action.DELETE:
+            ctx.transport.run(["rm", "-f", "--", change.id])
+            return
+        assert isinstance(item.resource, File) and item.desired is not None
+        res = item.resource
+        if item.actual is not None and item.actual.get("type") not in ("file", "symlink"):
+            raise ApplyError(f"{res.path} exists and is a {item.actual.get('type')}, not a file; "
+                             "the reconciler will not replace it")
+        mode = normalize_mode(res.mode)
+        needs_content = (item.actual is None or item.actual.get("type") != "file"
+                         or item.actual.get("content") != item.desired["content"])
+        if needs_content:
+            content = self.render(res, ctx)
+            if isinstance(content, KnownAfterApply):
+                raise ApplyError("content depends on a secret that does not exist on the host")
+            raw = content.reveal() if isinstance(content, Sensitive) else content
+            ctx.transport.write_file(res.path, raw.encode(), mode=mode, owner=res.owner, group=res.group)
+        else:
+            ctx.transport.run(["sh", "-c", 'chown -- "$1:$2" "$4" && chmod -- "$3" "$4"', "reconciler",
+                               res.owner, res.group, mode, res.path])

@@ -1,0 +1,5 @@
+"""Secrets generated on the host and never shown."""
+
+from .provider import SecretsProvider
+
+__all__ = ["SecretsProvider"]

@@ -1,0 +1,5 @@
+"""Local users and groups."""
+
+from .provider import UsersProvider
+
+__all__ = ["UsersProvider"]

@@ -1,0 +1,139 @@
+"""The flagship: a fresh host converged to specs/servqr, end to end.
+
+Every health check of the architecture's Monitoring Points passes (HTTPS through
+nginx to both apps, pg_isready, nginx active); a second plan is empty; one drift of
+each kind (file, directory mode, secret file deleted, service stopped, unit edited,
+container removed, nginx site edited, firewall rule added) shows in the plan and a
+single apply restores all of them; then a spec change committed to a git repository
+is applied by the controller (`reconcile watch`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from testbed.hosts import TestHost
+from testbed.images import Images
+from testbed.servqr import copy_spec, health_checks, https_from_outside, stage_images, summary
+from tests.support.harness import host_entry, plan_json, reconcile
+
+RECONCILE = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "reconcile")
+
+DRIFTS = {
+    # address the plan must show -> shell command that makes the drift on the host
+    "files:/opt/servqr/.env": "echo 'DB_HOST=evil.example' >> /opt/servqr/.env",
+    "directories:/opt/servqr/logs": "chmod 0777 /opt/servqr/logs",
+    "secrets:jwt_secret": "rm -f /opt/servqr/.jwt_secret",
+    "services:servqr-frontend": "systemctl stop servqr-frontend",
+    "services:servqr-backend": "echo '# hand edit' >> /etc/systemd/system/servqr-backend.service",
+    "containers:servqr-postgres": "docker rm -f servqr-postgres",
+    "nginx_sites:servqr": "echo '# hand edit' >> /etc/nginx/sites-available/servqr",
+    "firewall:host": "nft add rule inet reconciler input tcp dport 8080 accept",
+}
+
+
+def wait_healthy(host: TestHost, timeout: float = 120) -> list[str]:
+    """The names of failing checks, after waiting up to timeout for them to pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        failing = [c for c in health_checks(host) if not c.ok]
+        if not failing or time.monotonic() > deadline:
+            return [f"{c.name}: {c.detail}" for c in failing]
+        time.sleep(3)
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.test",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.test"}
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
+
+@pytest.mark.timeout(1500)
+def test_servqr_converges_heals_every_drift_and_follows_git(
+        fresh_host: TestHost, testbed_images: Images, tmp_path: Path) -> None:
+    host = fresh_host
+    stage_images(host, testbed_images)
+    repo = tmp_path / "repo"
+    spec = copy_spec(repo)
+    hosts_file = spec / "hosts.yaml"
+    data = yaml.safe_load(hosts_file.read_text())
+    data["hosts"]["servqr"] = host_entry(host, vars=data["hosts"]["servqr"]["vars"])
+    hosts_file.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    # Plan: everything to create, host untouched; apply converges; health as the seed lists it.
+    reconcile("plan", spec, "--detailed-exitcode", check_code=2)
+    assert host.exec(["test", "-e", "/opt/servqr"], check=False).returncode != 0
+    reconcile("apply", spec, check_code=0, timeout=900)
+    failing = wait_healthy(host)
+    assert not failing, "\n".join(failing)
+    outside = https_from_outside(host)
+    assert outside.ok, outside.detail
+    reconcile("plan", spec, "--detailed-exitcode", check_code=0)
+
+    # One drift of each kind; the plan names exactly those; one apply heals them all.
+    for command in DRIFTS.values():
+        host.ssh_exec(command)
+    plan = plan_json(spec)
+    planned = {c["address"] for c in plan["hosts"][0]["changes"]}
+    assert set(DRIFTS) <= planned, f"missing from the plan: {set(DRIFTS) - planned}"
+    reconcile("apply", spec, check_code=0, timeout=900)
+    failing = wait_healthy(host)
+    assert not failing, "\n".join(failing)
+    assert "DB_HOST=evil.example" not in host.exec(["cat", "/opt/servqr/.env"]).stdout
+    assert "8080" not in host.exec(["nft", "list", "table", "inet", "reconciler"]).stdout
+    reconcile("plan", spec, "--detailed-exitcode", check_code=0)
+
+    # GitOps: the spec lives in a repository; the controller applies a new commit.
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "servqr as deployed")
+    state = tmp_path / "controller-state"
+    log_path = tmp_path / "controller.log"
+    log = log_path.open("wb")
+    controller = subprocess.Popen(
+        [RECONCILE, "watch", "--repo", str(repo), "--branch", "main", "--path", "specs/servqr",
+         "--state-dir", str(state), "--interval", "5s", "--drift-interval", "600s", "--listen", "off",
+         "--log-format", "json"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        template = spec / "templates" / "backend.env"
+        template.write_text(template.read_text() + "FEATURE_FLAGS=gitops\n")
+        git(repo, "commit", "-q", "-am", "backend: enable gitops feature flag")
+        sha = git(repo, "rev-parse", "HEAD")
+        deadline = time.monotonic() + 300
+        while "FEATURE_FLAGS=gitops" not in host.exec(["cat", "/opt/servqr/.env"]).stdout:
+            assert controller.poll() is None, "the controller exited:\n" + tail(log_path)
+            assert time.monotonic() < deadline, "commit not applied in time:\n" + tail(log_path)
+            time.sleep(2)
+        failing = wait_healthy(host)
+        assert not failing, "\n".join(failing)
+        deadline = time.monotonic() + 120
+        while True:
+            history = subprocess.run([RECONCILE, "history", "--state-dir", str(state), "--output", "json",
+                                      "--limit", "0"], capture_output=True, text=True, check=True).stdout
+            if sha[:12] in history:
+                break
+            assert time.monotonic() < deadline, f"no history entry for {sha}: {history}"
+            time.sleep(2)
+        assert json.loads(history), history
+    finally:
+        os.killpg(controller.pid, signal.SIGTERM)
+        try:
+            controller.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(controller.pid, signal.SIGKILL)
+            controller.wait()
+        log.close()
+    print(summary(health_checks(host)))
