@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from reconciler.annotate import annotate
 from reconciler.errors import CommandFailed, LockBusy, ReconcilerError, TransportError
 from reconciler.interpolate import references, walk_strings
 from reconciler.inventory import Inventory
@@ -163,6 +164,7 @@ class HostSession:
         for kind, provider in self.providers.items():
             self.plan.unmanaged.extend(provider.unmanaged(self.ctx, self.observed.get(kind, {})))
         self.planned = self._order(self.planned)
+        annotate(self.ctx, self.providers, [p.item for p in self.planned])
         self.plan.changes = [p.item.change for p in self.planned]
         self.plan.observed_digest = self._observed_digest()
         return self.plan
@@ -194,11 +196,18 @@ class HostSession:
         fields = provider.compare(desired, actual)
         if not fields:
             return None
-        reason = Reason.DRIFT if unchanged_spec() else Reason.SPEC_CHANGED
+        action = provider.action_for(fields)
+        if unchanged_spec():
+            reason = Reason.DRIFT
+        elif self.inventory.get(e.address) is not None:
+            reason = Reason.SPEC_CHANGED
+        else:
+            # Never applied: nothing changed the spec; it is new to this host.
+            reason = Reason.ABSENT if action is Action.CREATE else Reason.ADOPT
         if any(f.pending for f in fields) and self.options.replace & self._deps(e, self.resources[e.address]):
             # Not drift: it uses a value that --replace is about to regenerate.
             reason = Reason.REQUESTED
-        return Change(self.name, e.kind, e.id, provider.action_for(fields), tuple(fields), reason)
+        return Change(self.name, e.kind, e.id, action, tuple(fields), reason)
 
     def _plan_triggered(self, entries: list[ResourceEntry]) -> None:
         """An unchanged resource whose ``triggers`` include a planned change gets an update
@@ -303,7 +312,13 @@ class HostSession:
                 runnable: list[_Planned] = []
                 for p in group:
                     blocked = sorted(d for d in p.deps if d in failed)
-                    if blocked:
+                    if p.item.change.refused:
+                        failed.add(p.item.change.address)
+                        done += 1
+                        report.outcomes.append(ChangeOutcome(p.item.change, Status.FAILED,
+                                                             p.item.change.refused))
+                        self._progress(done, total, p.item.change, Status.FAILED)
+                    elif blocked:
                         failed.add(p.item.change.address)
                         done += 1
                         report.outcomes.append(ChangeOutcome(
