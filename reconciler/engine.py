@@ -13,6 +13,7 @@ import hashlib
 import heapq
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +49,9 @@ class RunOptions:
     revision: str = ""
     lock_wait: float = 60.0
     progress: ProgressFn | None = None
+    stop: threading.Event | None = None
+    """Set (by a Ctrl-C) to stop an apply: the change under way finishes, the rest are
+    reported as interrupted, the inventory is written and the host lock released."""
 
 
 def make_transport(name: str, spec: LoadedSpec) -> Transport:
@@ -312,7 +316,12 @@ class HostSession:
                 runnable: list[_Planned] = []
                 for p in group:
                     blocked = sorted(d for d in p.deps if d in failed)
-                    if p.item.change.refused:
+                    if self._stopping():
+                        failed.add(p.item.change.address)
+                        done += 1
+                        report.outcomes.append(ChangeOutcome(p.item.change, Status.INTERRUPTED, INTERRUPTED))
+                        self._progress(done, total, p.item.change, Status.INTERRUPTED)
+                    elif p.item.change.refused:
                         failed.add(p.item.change.address)
                         done += 1
                         report.outcomes.append(ChangeOutcome(p.item.change, Status.FAILED,
@@ -384,6 +393,9 @@ class HostSession:
             return [ChangeOutcome(i.change, Status.FAILED, msg, transient=is_transient(exc)) for i in items]
         try:
             for n, item in enumerate(items):
+                if self._stopping():
+                    outcomes[n] = ChangeOutcome(item.change, Status.INTERRUPTED, INTERRUPTED)
+                    continue
                 starting(item.change)
                 started = time.monotonic()
                 try:
@@ -481,9 +493,15 @@ class HostSession:
                     or self.observed.get(obj.kind, {}).get(obj.id) is None):
                 self.inventory.forget(obj.address)
 
+    def _stopping(self) -> bool:
+        return self.options.stop is not None and self.options.stop.is_set()
+
     def _progress(self, done: int, total: int, change: Change, status: Status | None) -> None:
         if self.options.progress is not None:
             self.options.progress(self.name, done, total, change, status)
+
+
+INTERRUPTED = "not started: the run was interrupted"
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -9,6 +9,7 @@ they go through rich. rich is imported only then, so a plan piped to a file or a
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from reconciler.plan import Action, Change, FieldChange, Plan, Reason
@@ -172,7 +173,7 @@ def render_plan(plan: Plan, *, color: bool = False) -> str:
     return to_text(plan_lines(plan), color=color)
 
 
-def _outcome_lines(host: HostReport) -> list[Line]:
+def _outcome_lines(host: HostReport, shown_errors: Mapping[str, str]) -> list[Line]:
     out: list[Line] = []
     for o in host.outcomes:
         c = o.change
@@ -185,18 +186,22 @@ def _outcome_lines(host: HostReport) -> list[Line]:
             out.append([(f"  - {host.host}: {c.address} not applied: {public(o.error)}", "warn")])
         else:
             out.append([(f"  - {host.host}: {c.address} skipped: {public(o.error)}", "warn")])
-    if host.error:
+    if host.error and shown_errors.get(host.host) == host.error:
+        out.append([(f"  ✗ {host.host}: not applied (the error is above, in the plan)", "!")])
+    elif host.error:
         out.append([(f"  ✗ {host.host}: {public(host.error)}", "!")])
     return out
 
 
-def report_lines(report: ApplyReport) -> list[Line]:
+def report_lines(report: ApplyReport, shown_errors: Mapping[str, str] | None = None) -> list[Line]:
+    """``shown_errors``: host -> the error the plan above already printed; the list
+    then points at it instead of printing it twice."""
     out: list[Line] = []
     totals = {s: 0 for s in Status}
     for host in report.hosts:
         for o in host.outcomes:
             totals[o.status] += 1
-        out.extend(_outcome_lines(host))
+        out.extend(_outcome_lines(host, shown_errors or {}))
     # A host that could not be reached (or planned, or locked) is a failure too.
     failed_hosts = [h.host for h in report.hosts if h.error]
     failed = totals[Status.FAILED] + len(failed_hosts)
@@ -216,5 +221,6 @@ def report_lines(report: ApplyReport) -> list[Line]:
     return out
 
 
-def render_report(report: ApplyReport, *, color: bool = False) -> str:
-    return to_text(report_lines(report), color=color)
+def render_report(report: ApplyReport, *, color: bool = False,
+                  shown_errors: Mapping[str, str] | None = None) -> str:
+    return to_text(report_lines(report, shown_errors), color=color)
