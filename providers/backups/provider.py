@@ -79,9 +79,9 @@ class Keep(_Strict):
 class Backup(Resource):
     name: str = Field(description="Names the job, its files and its backups (NAME-TIMESTAMP.sql.gz).")
     schedule: str = Field(description='Cron schedule in the host\'s time zone, e.g. "0 2 * * *" or "@daily".')
-    source: BackupSource
+    source: BackupSource = Field(description="What to back up: a PostgreSQL database or paths.")
     destination: str = Field(description="Directory the backups are written to (created if missing).")
-    compression: Compression = "gzip"
+    compression: Compression = Field(default="gzip", description="gzip, zstd or none.")
     keep: Keep = Field(default_factory=Keep,
                        description="Both limits apply; the newest good backup is always kept. "
                                    "Unset: keep every backup.")

@@ -39,9 +39,9 @@ chmod -- "$mode" "$path"
 
 class Directory(Resource):
     path: str = Field(description="Absolute path.")
-    owner: str = "root"
-    group: str = "root"
-    mode: Mode = "0755"
+    owner: str = Field(default="root", description="Owning user (a name).")
+    group: str = Field(default="root", description="Owning group (a name).")
+    mode: Mode = Field(default="0755", description='Permissions as a quoted octal string, e.g. "0750".')
 
 
 class DirectoriesProvider(Provider[Directory]):

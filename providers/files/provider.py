@@ -45,9 +45,9 @@ class File(Resource):
     content: str | None = Field(default=None,
                                 description="Inline content; ${var} and ${secret:NAME} allowed.")
     template: str | None = Field(default=None, description="Template file, relative to the spec file.")
-    owner: str = "root"
-    group: str = "root"
-    mode: Mode = "0644"
+    owner: str = Field(default="root", description="Owning user (a name).")
+    group: str = Field(default="root", description="Owning group (a name).")
+    mode: Mode = Field(default="0644", description='Permissions as a quoted octal string, e.g. "0640".')
     state: Literal["present", "absent"] = Field(
         default="present", description="absent: delete the file (or symlink) if it exists, owned or not.")
 

@@ -151,10 +151,12 @@ class Service(Resource):
     type: Literal["simple", "exec", "notify", "forking", "oneshot"] = Field(
         default="exec", description="Type=.")
     remain_after_exit: bool = Field(default=False, description="RemainAfterExit= (for oneshot services).")
-    hardening: Hardening = Field(default_factory=Hardening)
-    limits: Limits = Field(default_factory=Limits)
+    hardening: Hardening = Field(default_factory=Hardening,
+                                 description="systemd sandboxing: strict defaults; loosen what it needs.")
+    limits: Limits = Field(default_factory=Limits,
+                           description="Resource limits (memory, CPU, tasks, files).")
     enabled: bool = Field(default=True, description="Start at boot.")
-    state: Literal["running", "stopped"] = Field(default="running")
+    state: Literal["running", "stopped"] = Field(default="running", description="Whether it runs now.")
     restart_on: list[str] = Field(
         default_factory=list, description="Addresses (kind:id, e.g. files:/opt/app/config.yaml) whose change "
                                           "in a run restarts the service.")
