@@ -52,7 +52,8 @@ def test_every_field_has_a_description() -> None:
 
 
 def test_reference_examples_are_one_valid_spec() -> None:
-    proc = subprocess.run([sys.executable, "-m", "reconciler", "validate", str(ROOT / "docs/reference/examples")],
+    examples = ROOT / "docs" / "reference" / "examples"
+    proc = subprocess.run([sys.executable, "-m", "reconciler", "validate", str(examples)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "is valid" in proc.stdout
