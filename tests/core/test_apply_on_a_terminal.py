@@ -20,7 +20,8 @@ PROMPT = "Enter a value: "
 
 
 def resources(version: str) -> dict[str, object]:
-    return {"files": [{"path": "/srv/tty/app.conf", "content": f"listen 8080\nworkers {version}\nlog info\n"}]}
+    content = f"listen 8080\nworkers {version}\nlog info\n"
+    return {"files": [{"path": "/srv/tty/app.conf", "content": content}]}
 
 
 def spawn(spec: Path, home: Path, *extra: str) -> pexpect.spawn:
