@@ -91,7 +91,10 @@ def _diff_line_style(line: str) -> str:
 def _field_lines(f: FieldChange, action: Action, width: int) -> list[Line]:
     if f.internal:
         # Bookkeeping (a pending daemon-reload): words, never "need_daemon_reload = true".
-        return [] if action is Action.CREATE else [[("      · ", "dim"), (public(f.internal), "dim")]]
+        # A create or a delete has nothing to explain: the values are the starting or last state.
+        if action in (Action.CREATE, Action.DELETE):
+            return []
+        return [[("      · ", "dim"), (public(f.internal), "dim")]]
     symbol = _symbol(f, action)
     lead: Line = [("      ", ""), (symbol, symbol), (" ", "")]
     diff = f.diff

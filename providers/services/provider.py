@@ -150,6 +150,7 @@ class ServicesProvider(Provider[Service]):
     internal_fields = {
         "need_daemon_reload": "systemd has not loaded the unit file on disk yet: a daemon-reload is due",
         "changed_since_start": "restart: {old} changed after the service started",
+        "drop_ins": "drop-ins change this unit: {old}",
     }
 
     def desired_text(self, resource: Service, field_name: str, ctx: HostContext) -> str | None:
