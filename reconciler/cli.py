@@ -99,9 +99,10 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
 
     p = sub.add_parser("apply", help="converge the hosts to the spec (or to a saved plan)",
                        description="Plan, then apply. On a terminal the plan is shown and you are asked to "
-                                   "confirm (unless --yes); off a terminal, or for a saved plan, it applies "
-                                   "without asking. Ctrl-C stops after the change under way, reports what "
-                                   "was and was not applied, and releases the host locks.")
+                                   "confirm (unless --yes; the host locks are held while it asks); off a "
+                                   "terminal, with --output json or for a saved plan it applies without "
+                                   "asking. Ctrl-C stops after the change under way, reports what was and "
+                                   "was not applied, and releases the host locks (exit 130).")
     p.add_argument("path", nargs="?", help=SPEC_HELP + ", or a plan saved with `plan --out`")
     p.add_argument("--dry-run", action="store_true", help="plan only; change nothing")
     p.add_argument("-y", "--yes", "--auto-approve", dest="yes", action="store_true",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import typing
 from collections.abc import Mapping
@@ -172,7 +173,17 @@ def man_page() -> str:
             "manual_title": "reconciler manual", "manual_section": 1,
             "description": "converge Linux hosts to a declarative YAML spec",
             "url": "see docs/ in the source distribution"}
-    return str(Manpage(parser, _data=data))
+    # argparse wraps usage lines to the terminal's width ($COLUMNS): fix it, so the
+    # page is the same whoever generates it.
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "80"
+    try:
+        return str(Manpage(parser, _data=data))
+    finally:
+        if saved is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = saved
 
 
 def generated(root: Path = REPO) -> dict[Path, str]:
