@@ -32,12 +32,13 @@ def plugin_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("plugin-venv")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    site_packages = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                                   capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    where = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    site_packages = subprocess.run([str(python), "-c", where], capture_output=True, text=True, check=True,
+                                   timeout=60).stdout.strip()
     ours = sysconfig.get_path("purelib")
     Path(site_packages, "checkout-env.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
-    proc = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-                           str(PLUGIN)], capture_output=True, text=True, timeout=300,
+    install = ["-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", str(PLUGIN)]
+    proc = subprocess.run([str(python), *install], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return python
@@ -93,7 +94,8 @@ def test_the_plugin_kind_on_a_real_host(plugin_python: Path, fresh_host: TestHos
     assert "Apply complete! 2 applied, 0 failed, 0 skipped." in applied.stdout
     text = host.exec(["cat", "/etc/cron.d/reconciler-job-heartbeat"]).stdout
     assert text.endswith("*/5 * * * * nobody date > /tmp/heartbeat\n")
-    assert host.exec(["stat", "-c", "%U %a", "/etc/cron.d/reconciler-job-heartbeat"]).stdout.strip() == "root 644"
+    owner_mode = host.exec(["stat", "-c", "%U %a", "/etc/cron.d/reconciler-job-heartbeat"]).stdout.strip()
+    assert owner_mode == "root 644"
     assert reconcile(plugin_python, "plan", spec, "--detailed-exitcode").returncode == 0
 
     host.exec("sed -i 's/nobody/root/' /etc/cron.d/reconciler-job-heartbeat")

@@ -79,7 +79,8 @@ class CronJobsProvider(Provider[CronJob]):
         """Offline checks, each at the field it is about (the CLI adds file:line:column)."""
         issues: list[Issue] = []
         if not _NAME.match(resource.name):
-            issues.append(Issue(("name",), "use letters, digits, '_' and '-' (cron ignores other file names)"))
+            issues.append(Issue(("name",), "use letters, digits, '_' and '-' "
+                                           "(cron ignores other file names)"))
         fields = resource.schedule.split()
         if not (len(fields) == 1 and fields[0] in _MACROS) and not (
                 len(fields) == 5 and all(_FIELD.match(f) for f in fields)):
