@@ -56,3 +56,8 @@ def test_zsh_and_fish_scripts(shell: str, tmp_path: Path) -> None:
         pytest.skip(f"{shell} is not installed; the script was generated and checked as text")
     check = subprocess.run([binary, "-n", str(path)], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stderr
+    if shell == "fish":  # fish can be asked what it would complete
+        offered = subprocess.run([binary, "-c", f"source '{path}'; complete -C 'reconcile pl'; "
+                                  "complete -C 'reconcile apply --au'"], capture_output=True, text=True,
+                                 timeout=60).stdout
+        assert offered.startswith("plan\t") and "\n--auto-approve\t" in offered, offered
