@@ -56,7 +56,21 @@ def make_transport(name: str, spec: LoadedSpec) -> Transport:
     from reconciler.transport.ssh import SSHTransport  # paramiko only when a host needs it
 
     return SSHTransport(name, host.connect, identity_file=host.identity_file,
-                        known_hosts=host.known_hosts, host_key=host.host_key)
+                        known_hosts=host.known_hosts, host_key=host.host_key,
+                        via=host.via, proxy_jump=host.proxy_jump, peers=spec.hosts)
+
+
+def transport_key(name: str, spec: LoadedSpec) -> str:
+    """Everything that decides how ``name`` is reached: its access settings and those of
+    the hosts it jumps through (``via``). A long-lived transport is replaced when this
+    changes."""
+    parts: list[str] = []
+    current: str | None = name
+    while current is not None and current in spec.hosts and len(parts) <= len(spec.hosts):
+        host = spec.hosts[current]
+        parts.append(host.model_dump_json(exclude={"vars"}))
+        current = host.via
+    return "\n".join(parts)
 
 
 def spec_hash(resource: Resource) -> str:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from reconciler.diagnostics import Diagnostic, Diagnostics, SourcePos, format_path
 from reconciler.interpolate import NAME, references, substitute_vars, walk_strings
 from reconciler.provider import Provider, Resource, load_providers
+from reconciler.transport.sshconfig import SSHSettingsError, jump_list, parse_jump
 from reconciler.yamlpos import Path as YPath
 from reconciler.yamlpos import load_yaml
 
@@ -45,6 +46,13 @@ class HostSpec(BaseModel):
     host_key: Literal["check", "accept-new"] = Field(
         default="check",
         description="accept-new records an unknown host's key; a changed key is always refused.")
+    via: str | None = Field(
+        default=None, description="Another host of this spec to reach this one through (a bastion), "
+                                  "connected and checked with that host's own settings.")
+    proxy_jump: str | list[str] | None = Field(
+        default=None, description="Jump host(s), ssh://user@host:port or user@host:port; a list (or "
+                                  "commas) is a chain, outermost first. Checked with this host's "
+                                  "known_hosts and host_key.")
 
     @field_validator("connect")
     @classmethod
@@ -54,6 +62,63 @@ class HostSpec(BaseModel):
         if not re.fullmatch(r"ssh://([^@/\s]+@)?[^:/\s]+(:\d{1,5})?/?", value):
             raise ValueError('expected "local" or "ssh://user@host[:port]"')
         return value
+
+    @field_validator("proxy_jump")
+    @classmethod
+    def _jump_form(cls, value: str | list[str] | None) -> str | list[str] | None:
+        hops = jump_list(value)
+        if value is not None and not hops:
+            raise ValueError("expected ssh://user@host[:port] (or a list of them)")
+        for hop in hops:
+            try:
+                parse_jump(hop)
+            except SSHSettingsError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
+def _check_host_access(spec: LoadedSpec, diags: Diagnostics) -> None:
+    """How hosts are reached: ``via`` names another SSH host and does not loop, at most
+    one of ``via`` / ``proxy_jump``, and the spec's identity files exist and are readable
+    here (a missing key would otherwise surface only as a failed login)."""
+    names = ", ".join(sorted(spec.hosts))
+    for name, host in spec.hosts.items():
+        def at(key: str, _name: str = name) -> tuple[str, SourcePos | None]:
+            return f"hosts.{_name}.{key}", _lookup_pos(spec.positions, ("hosts", _name, key),
+                                                       SourcePos(spec.path, 1, 1))
+
+        if host.connect == "local" and (host.via or host.proxy_jump):
+            fp, pos = at("via" if host.via else "proxy_jump")
+            diags.error("a local host is not reached over SSH, so it has no jump host",
+                        field_path=fp, pos=pos)
+        if host.via and host.proxy_jump:
+            fp, pos = at("proxy_jump")
+            diags.error("give either via or proxy_jump, not both", field_path=fp, pos=pos)
+        if host.via:
+            fp, pos = at("via")
+            trail = [name]
+            current: HostSpec | None = host
+            while current is not None and current.via:
+                if current.via not in spec.hosts:
+                    diags.error(f"unknown host {current.via!r}; hosts are {names}", field_path=fp, pos=pos)
+                    break
+                if current.via in trail:
+                    diags.error(f"via loops: {' -> '.join([*trail, current.via])}", field_path=fp, pos=pos)
+                    break
+                trail.append(current.via)
+                current = spec.hosts[current.via]
+                if current.connect == "local":
+                    diags.error(f"{trail[-1]!r} is a local host; a jump host must be reached over SSH",
+                                field_path=fp, pos=pos)
+                    break
+        if host.identity_file:
+            path = Path(os.path.expanduser(host.identity_file))
+            problem = ("does not exist" if not path.exists() else "is not a file" if not path.is_file()
+                       else "is not readable by this user" if not os.access(path, os.R_OK) else "")
+            if problem:
+                fp, pos = at("identity_file")
+                diags.error(f"identity file {host.identity_file} {problem}", field_path=fp, pos=pos,
+                            hint="the private key reconciler logs in with, on this machine")
 
 
 @dataclass(frozen=True)
@@ -465,6 +530,7 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
         if not NAME.match(name):
             diags.error("host names may contain letters, digits, '_', '-' and '.'",
                         field_path=f"hosts.{name}", pos=spec.positions.get(("hosts", name)))
+    _check_host_access(spec, diags)
 
     # Which secrets exist, per host: names are the ids of secret-providing kinds.
     secret_entries = [e for e in spec.entries if spec.providers[e.kind].provides_secrets]
