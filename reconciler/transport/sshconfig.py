@@ -27,7 +27,8 @@ Jump hosts: ``via: NAME`` reaches the host through another host entry of the spe
 connected and checked with that entry's own settings (its own ``via`` too);
 ``proxy_jump`` (a spec URL or a list of them) and the config's ``ProxyJump`` are
 checked with the target's ``known_hosts`` and ``host_key``, and each jump's user,
-port, key and address come from the config file as for ``ssh -J``.
+port, key and address come from the config file as for ``ssh -J`` (a jump the config
+gives no key is tried with the target's ``identity_file``).
 """
 
 from __future__ import annotations
@@ -222,9 +223,10 @@ def _words(value: object) -> list[str]:
 
 def _endpoint(name: str, user: str | None, port: int | None, *, config: paramiko.SSHConfig,
               identity_file: str | None, known_hosts: str | None, host_key: HostKeyPolicy,
-              ) -> tuple[Endpoint, list[str], object]:
+              fallback_identity: str | None = None) -> tuple[Endpoint, list[str], object]:
     """The endpoint for ``name`` (spec values given, the rest from the config), with
-    the config's ProxyJump hops and ProxyCommand for it."""
+    the config's ProxyJump hops and ProxyCommand for it. ``fallback_identity`` is
+    used when neither ``identity_file`` nor the config names a key."""
     found = _lookup(config, name)
     config_port = found.get("port")
     try:
@@ -235,6 +237,8 @@ def _endpoint(name: str, user: str | None, port: int | None, *, config: paramiko
         identities, named = [_expand(identity_file)], True
     elif found.get("identityfile"):
         identities, named = [_expand(str(p)) for p in found["identityfile"]], True  # type: ignore[attr-defined]
+    elif fallback_identity:
+        identities, named = [_expand(fallback_identity)], True
     else:
         identities, named = [_expand(p) for p in DEFAULT_IDENTITIES], False
     strict = str(found.get("stricthostkeychecking", "")).lower()
@@ -291,9 +295,9 @@ def _resolve(host_name: str, access: HostAccess, peers: Mapping[str, HostAccess]
         via = _resolve(access.via, peer, peers, config, (*trail, host_name))
         jumps = (*via.jumps, via.target)
     elif spec_jumps:
-        jumps = _jump_chain(spec_jumps, config, access.known_hosts, policy, (name,))
+        jumps = _jump_chain(spec_jumps, config, access, policy, (name,))
     elif config_jumps:
-        jumps = _jump_chain(config_jumps, config, access.known_hosts, policy, (name,))
+        jumps = _jump_chain(config_jumps, config, access, policy, (name,))
     elif proxy_command:
         raise SSHSettingsError(f"host {host_name}: ~/.ssh/config gives {name!r} a ProxyCommand, which "
                                "reconciler does not run; use ProxyJump, or `via:` / `proxy_jump:` "
@@ -306,22 +310,24 @@ def _resolve(host_name: str, access: HostAccess, peers: Mapping[str, HostAccess]
     return Route(target, tuple(jumps))
 
 
-def _jump_chain(hops: Sequence[str], config: paramiko.SSHConfig, known_hosts: str | None,
+def _jump_chain(hops: Sequence[str], config: paramiko.SSHConfig, access: HostAccess,
                 policy: HostKeyPolicy, trail: tuple[str, ...]) -> tuple[Endpoint, ...]:
     """Endpoints for a ProxyJump chain. As with ``ssh -J a,b``: the first hop's own
     ProxyJump from the config applies (it is reached as ``ssh a`` would reach it), the
     later hops are reached through the previous one whatever their config says.
-    A jump's keys come from the config (the spec's ``identity_file`` is the target's);
-    its host key is checked with the target's ``known_hosts`` and ``host_key``."""
+    A jump's keys are the config's for it, else the target's ``identity_file``, else
+    the defaults; its host key is checked with the target's ``known_hosts`` and
+    ``host_key``."""
     out: list[Endpoint] = []
     for i, hop in enumerate(hops):
         user, name, port = parse_jump(hop)
         if name in trail or len(trail) > MAX_JUMPS:
             raise SSHSettingsError(f"ProxyJump loops: {' -> '.join([*trail, name])}")
         endpoint, own_jumps, _command = _endpoint(name, user, port, config=config, identity_file=None,
-                                                  known_hosts=known_hosts, host_key=policy)
+                                                  known_hosts=access.known_hosts, host_key=policy,
+                                                  fallback_identity=access.identity_file)
         if i == 0 and own_jumps:
-            out.extend(_jump_chain(own_jumps, config, known_hosts, policy, (*trail, name)))
+            out.extend(_jump_chain(own_jumps, config, access, policy, (*trail, name)))
         out.append(endpoint)
     return tuple(out)
 

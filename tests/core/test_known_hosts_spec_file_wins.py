@@ -11,7 +11,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from reconciler.transport.sshconfig import Access, resolve_route
+from reconciler.transport.sshconfig import Access, Endpoint, resolve_route
 from reconciler.transport.sshconnect import known_host_keys
 from testbed.hosts import TestHost
 from tests.support.harness import host_entry, reconcile, write_spec
@@ -26,7 +26,8 @@ def keys() -> tuple[paramiko.PKey, paramiko.PKey]:
     return paramiko.ECDSAKey.generate(), paramiko.ECDSAKey.generate()
 
 
-def endpoint_for(home: Path, monkeypatch: pytest.MonkeyPatch, spec_file: Path | None, port: int = 2222):
+def endpoint_for(home: Path, monkeypatch: pytest.MonkeyPatch, spec_file: Path | None,
+                 port: int = 2222) -> Endpoint:
     monkeypatch.setenv("HOME", str(home))
     access = Access(f"ssh://root@10.0.0.5:{port}", known_hosts=str(spec_file) if spec_file else None)
     return resolve_route("web", access, config=paramiko.SSHConfig()).target
@@ -94,7 +95,8 @@ def test_stale_user_entry_does_not_override_the_spec_file(fresh_host: TestHost, 
     # message says where the recorded key is.
     spec = write_spec(tmp_path / "spec", {"web": host_entry(host, known_hosts=None)}, files)
     proc = reconcile("plan", spec, home=home, check_code=1)
-    assert f"ssh://root@127.0.0.1:{host.ssh_port}: host key CHANGED (possible man-in-the-middle)" in proc.stdout
+    url = f"ssh://root@127.0.0.1:{host.ssh_port}"
+    assert f"{url}: host key CHANGED (possible man-in-the-middle)" in proc.stdout
     assert f"the recorded key is in {user_known}" in proc.stdout
     assert user_known.read_text() == stale  # never rewritten
 

@@ -92,8 +92,10 @@ def test_the_spec_wins_over_the_config(home: Path) -> None:
     assert target.spec_known_hosts == f"{home}/kh"
     [jump] = route.jumps
     assert (jump.user, jump.name, jump.port) == ("ops", "gw.example", 22)
-    # The spec's proxy_jump is checked with the target's known_hosts and policy.
+    # The spec's proxy_jump is checked with the target's known_hosts and policy, and a
+    # jump the config gives no key is tried with the target's identity file.
     assert jump.spec_known_hosts == f"{home}/kh"
+    assert jump.identity_files == (f"{home}/keys/spec_key",)
 
 
 def test_defaults_without_a_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,7 +103,8 @@ def test_defaults_without_a_config(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     route = resolve_route("w", Access("ssh://plain.example"), config=config())
     target = route.target
     assert (target.user, target.port, route.jumps) == ("root", 22, ())
-    assert target.identity_files == tuple(f"{tmp_path}/.ssh/{k}" for k in ("id_rsa", "id_ecdsa", "id_ed25519"))
+    defaults = ("id_rsa", "id_ecdsa", "id_ed25519")
+    assert target.identity_files == tuple(f"{tmp_path}/.ssh/{k}" for k in defaults)
     assert not target.identities_named and target.use_agent
     assert target.user_known_hosts == (f"{tmp_path}/.ssh/known_hosts", f"{tmp_path}/.ssh/known_hosts2")
     assert target.host_key is HostKeyPolicy.CHECK
