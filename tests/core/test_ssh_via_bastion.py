@@ -31,8 +31,8 @@ def hosts(host_factory: HostFactory) -> Iterator[tuple[TestHost, TestHost]]:
         host.remove()
 
 
-def known_hosts(tmp_path: Path, bastion: TestHost, target: TestHost, *, bastion_lines: list[str] | None = None
-                ) -> Path:
+def known_hosts(tmp_path: Path, bastion: TestHost, target: TestHost, *,
+                bastion_lines: list[str] | None = None) -> Path:
     path = tmp_path / "known_hosts"
     lines = bastion.host_key_lines if bastion_lines is None else bastion_lines
     path.write_text("\n".join([*lines, *target.known_hosts_lines(HIDDEN)]) + "\n")
@@ -91,7 +91,8 @@ def test_the_bastions_host_key_is_checked(hosts: tuple[TestHost, TestHost], tmp_
                            ([], f"{bastion_url}: unknown host key; add it to known_hosts or set "
                                 "`host_key: accept-new` on host web")):
         kh = known_hosts(tmp_path, bastion, target, bastion_lines=lines)
-        hosts_spec = {"bastion": host_entry(bastion, known_hosts=str(kh)), "web": {**web, "known_hosts": str(kh)}}
+        hosts_spec = {"bastion": host_entry(bastion, known_hosts=str(kh)),
+                      "web": {**web, "known_hosts": str(kh)}}
         spec = write_spec(tmp_path / "spec", hosts_spec, resources("keys"))
         proc = reconcile("plan", spec, "--host", "web", check_code=1)
         assert f"Error: host web: {message}" in proc.stdout, proc.stdout
@@ -145,7 +146,7 @@ def test_targets_share_one_bastion_connection(hosts: tuple[TestHost, TestHost], 
             assert t.run(["hostname"]).out.strip() == "hidden"
         assert JUMPS.connections() == 1
         assert incoming_on_bastion() == before + 1
-        assert transports[0].description == (f"ssh://root@{HIDDEN}:22 via ssh://root@127.0.0.1:{bastion.ssh_port}")
+        assert transports[0].description == f"ssh://root@{HIDDEN}:22 via ssh://root@127.0.0.1:{bastion.ssh_port}"
         # A probe (after a firewall change) logs in afresh, bastion included, and leaves nothing open.
         assert transports[0].probe_new_connection(timeout=30)
         assert JUMPS.connections() == 1

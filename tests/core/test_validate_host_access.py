@@ -44,7 +44,8 @@ def test_every_access_mistake_at_once(tmp_path: Path) -> None:
     (tmp_path / "keys").mkdir()
     spec = tmp_path / "spec"
     spec.mkdir()
-    (spec / "hosts.yaml").write_text(SPEC.format(missing=tmp_path / "nope", directory=tmp_path / "keys", key=key))
+    text = SPEC.format(missing=tmp_path / "nope", directory=tmp_path / "keys", key=key)
+    (spec / "hosts.yaml").write_text(text)
 
     proc = reconcile("validate", spec, cwd=tmp_path, check_code=1)
     lines = proc.stderr.splitlines()
@@ -79,7 +80,8 @@ def test_a_spec_with_jump_hosts_and_an_existing_key_is_valid(tmp_path: Path) -> 
     spec.write_text("hosts:\n"
                     "  bastion: {connect: 'ssh://ops@203.0.113.5:2222', identity_file: '%s'}\n"
                     "  web: {connect: 'ssh://root@10.0.0.5', via: bastion}\n"
-                    "  db: {connect: 'ssh://root@10.0.0.6', proxy_jump: 'ops@203.0.113.5:2222,root@10.0.0.5'}\n"
+                    "  db: {connect: 'ssh://root@10.0.0.6',\n"
+                    "       proxy_jump: 'ops@203.0.113.5:2222,root@10.0.0.5'}\n"
                     % key)
     proc = reconcile("validate", spec, cwd=tmp_path, check_code=0)
     assert "is valid: 3 host(s)" in proc.stdout
