@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from tests.support.harness import reconcile
 
 SPEC = """\
@@ -77,11 +79,10 @@ def test_a_spec_with_jump_hosts_and_an_existing_key_is_valid(tmp_path: Path) -> 
     key = tmp_path / "id_test"
     key.write_text("k\n")
     spec = tmp_path / "spec.yaml"
-    spec.write_text("hosts:\n"
-                    "  bastion: {connect: 'ssh://ops@203.0.113.5:2222', identity_file: '%s'}\n"
-                    "  web: {connect: 'ssh://root@10.0.0.5', via: bastion}\n"
-                    "  db: {connect: 'ssh://root@10.0.0.6',\n"
-                    "       proxy_jump: 'ops@203.0.113.5:2222,root@10.0.0.5'}\n"
-                    % key)
+    spec.write_text(yaml.safe_dump({"hosts": {
+        "bastion": {"connect": "ssh://ops@203.0.113.5:2222", "identity_file": str(key)},
+        "web": {"connect": "ssh://root@10.0.0.5", "via": "bastion"},
+        "db": {"connect": "ssh://root@10.0.0.6", "proxy_jump": "ops@203.0.113.5:2222,root@10.0.0.5"},
+    }}))
     proc = reconcile("validate", spec, cwd=tmp_path, check_code=0)
     assert "is valid: 3 host(s)" in proc.stdout
