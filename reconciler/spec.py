@@ -155,6 +155,10 @@ class LoadedSpec:
     positions: dict[YPath, SourcePos] = field(default_factory=dict)
     # Warnings found while loading (errors stop the load); plans carry them in their JSON.
     warnings: list[Diagnostic] = field(default_factory=list)
+    # The stack this spec is on its hosts (``stack:``, default: see default_stack_name),
+    # and the addresses it takes over from other stacks (``adopt:``).
+    stack: str = "default"
+    adopt: frozenset[str] = frozenset()
 
     def host_vars(self, host: str) -> dict[str, str]:
         merged = {"host": host, **self.vars}
@@ -195,6 +199,11 @@ def spec_model(providers: Mapping[str, Provider[Any]]) -> type[BaseModel]:
     fields: dict[str, Any] = {
         "hosts": (dict[str, HostSpec], Field(description="Host name -> how to reach it.")),
         "vars": (dict[str, VarValue], Field(default_factory=dict, description="Variables for every host.")),
+        "stack": (str | None, Field(default=None, description=(
+            "This spec's stack name: several specs can manage one host, each owning its own objects. "
+            "Default: the spec directory's name (a single-file spec: the file name without .yaml)."))),
+        "adopt": (list[str], Field(default_factory=list, description=(
+            "Addresses (kind:id) this stack takes over from the stack that owns them on a host."))),
     }
     for kind, provider in providers.items():
         if provider.singleton:
@@ -439,10 +448,13 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
     frame_input = {k: v for k, v in merged.items() if k not in providers}
     hosts: dict[str, HostSpec] = {}
     global_vars: dict[str, str] = {}
+    stack: str | None = None
+    adopt: list[str] = []
     try:
         validated = frame.model_validate(frame_input)
         hosts = validated.hosts  # type: ignore[attr-defined]
         global_vars = {k: _var_text(v) for k, v in validated.vars.items()}  # type: ignore[attr-defined]
+        stack, adopt = validated.stack, list(validated.adopt)  # type: ignore[attr-defined]
     except ValidationError as exc:
         for err in exc.errors():
             loc = _clean_loc(err["loc"])
@@ -499,11 +511,42 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
                                          file_index.get((kind, index))))
 
     spec = LoadedSpec(str(root), digest.hexdigest(), hosts, global_vars, entries, providers, positions)
+    spec.stack = stack if stack is not None else default_stack_name(root)
+    spec.adopt = frozenset(adopt)
+    _check_stack(spec, stack is not None, adopt, diags)
     _check_semantics(spec, diags, check_refs=bool(hosts), unvalidated=frozenset(unvalidated))
     if diags.has_errors():
         return None, diags
     spec.warnings = diags.warnings
     return spec, diags
+
+
+STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def default_stack_name(root: Path) -> str:
+    """The stack name of a spec that sets none: its directory's name, or a single
+    file's name without its suffix, with anything but letters, digits, ``_ . -``
+    turned into ``-`` (``default`` if nothing is left). Distinct spec directories are
+    thus distinct stacks unless they say otherwise; renaming the directory changes the
+    stack (its objects are then another stack's, so set ``stack:`` to keep it)."""
+    resolved = root.resolve()
+    name = resolved.name if resolved.is_dir() else resolved.stem
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-._")[:64]
+    return cleaned or "default"
+
+
+def _check_stack(spec: LoadedSpec, explicit: bool, adopt: list[str], diags: Diagnostics) -> None:
+    """A stack name usable as a file name on the host; adopt names resources of this spec."""
+    fallback = SourcePos(spec.path, 1, 1)
+    if explicit and not STACK_NAME.fullmatch(spec.stack):
+        diags.error("a stack name is 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+                    field_path="stack", pos=_lookup_pos(spec.positions, ("stack",), fallback))
+    for i, address in enumerate(adopt):
+        if address not in spec.by_address:
+            diags.error(f"adopt names {address!r}, which this spec does not declare (write it as kind:id, "
+                        "e.g. files:/etc/app.conf)", field_path=f"adopt[{i}]",
+                        pos=_lookup_pos(spec.positions, ("adopt", i), fallback))
 
 
 def _address_of_invalid(provider: Provider[Any], item: Any) -> str:
