@@ -94,6 +94,8 @@ class Owner:
 
 
 def _objects(data: Any, where: str) -> dict[str, OwnedObject]:
+    if data is None:
+        return {}
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected an object")
     return {str(a): OwnedObject.from_json(raw, str(a)) for a, raw in data.items()}
@@ -133,22 +135,25 @@ class Inventory:
         if owners_text is not None and owners_text.strip():
             try:
                 data = _json(owners_text)
-                for address, raw in (data.get("owners") or {}).items():
+                owner_map = data.get("owners", {})
+                if not isinstance(owner_map, dict):
+                    raise ValueError("owners: expected an object")
+                for address, raw in owner_map.items():
                     if not isinstance(raw, dict) or not isinstance(raw.get("stack"), str):
                         raise ValueError(f"owner of {address}: expected {{\"stack\": ..., \"created\": ...}}")
                     owners[str(address)] = Owner(raw["stack"], bool(raw.get("created", False)))
-                unclaimed = _objects(data.get("unclaimed") or {}, "unclaimed")
+                unclaimed = _objects(data.get("unclaimed"), "unclaimed")
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"{OWNERS_PATH}: {exc}") from exc
         details: dict[str, OwnedObject] = {}
         if stack_text is not None and stack_text.strip():
             try:
-                details = _objects(_json(stack_text).get("objects") or {}, "objects")
+                details = _objects(_json(stack_text).get("objects"), "objects")
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"{stack_path(stack)}: {exc}") from exc
         if legacy_text is not None and legacy_text.strip():
             try:
-                legacy = _objects(_json(legacy_text).get("objects") or {}, "objects")
+                legacy = _objects(_json(legacy_text).get("objects"), "objects")
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"{LEGACY_PATH}: {exc}") from exc
             for address, obj in legacy.items():
