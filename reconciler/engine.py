@@ -332,6 +332,7 @@ class HostSession:
 
     # ------------------------------------------------------------------ applying
     def apply(self, report: HostReport) -> None:
+        self._hold_lock()
         total = len(self.planned)
         failed: set[str] = set()
         # Record creations before making them: if the run dies half-way, what it
@@ -384,6 +385,17 @@ class HostSession:
                 self.inventory.write(self.transport)
             except ReconcilerError as exc:
                 report.error = f"could not write the inventory: {exc}"
+
+    def _hold_lock(self) -> None:
+        """The inventory (the owner index above all) is only written under the host lock.
+        A plan made without the lock is checked against who owns what now: another
+        stack's apply in between makes it stale."""
+        if self.lock is not None:
+            return
+        self.lock = self.transport.lock(self.options.lock_wait)
+        if Inventory.read(self.transport, self.spec.stack).digest() != self.inventory.digest():
+            raise ReconcilerError("who owns what on this host changed since the plan (another stack "
+                                  "applied in between); plan again")
 
     @staticmethod
     def _groups(planned: list[_Planned]) -> list[tuple[str, list[_Planned]]]:
