@@ -404,9 +404,12 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
 # ---------------------------------------------------------------------------------------
 # The entry point
 
-def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | None = None) -> tuple[
-        LoadedSpec | None, Diagnostics]:
-    """Read, merge and validate a spec. Returns (spec, diagnostics); spec is None on errors."""
+def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | None = None, *,
+              default_stack: str | None = None) -> tuple[LoadedSpec | None, Diagnostics]:
+    """Read, merge and validate a spec. Returns (spec, diagnostics); spec is None on errors.
+    ``default_stack``: the stack name when the spec sets none (default: from its path,
+    see default_stack_name; the controller passes one that does not change with the
+    revision's checkout directory)."""
     providers = dict(providers or load_providers())
     diags = Diagnostics()
     root = Path(resolve_spec_path(path))
@@ -511,7 +514,7 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
                                          file_index.get((kind, index))))
 
     spec = LoadedSpec(str(root), digest.hexdigest(), hosts, global_vars, entries, providers, positions)
-    spec.stack = stack if stack is not None else default_stack_name(root)
+    spec.stack = stack if stack is not None else default_stack or default_stack_name(root)
     spec.adopt = frozenset(adopt)
     _check_stack(spec, stack is not None, adopt, diags)
     _check_semantics(spec, diags, check_refs=bool(hosts), unvalidated=frozenset(unvalidated))
@@ -531,9 +534,22 @@ def default_stack_name(root: Path) -> str:
     thus distinct stacks unless they say otherwise; renaming the directory changes the
     stack (its objects are then another stack's, so set ``stack:`` to keep it)."""
     resolved = root.resolve()
-    name = resolved.name if resolved.is_dir() else resolved.stem
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-._")[:64]
-    return cleaned or "default"
+    return _stack_name(resolved.name if resolved.is_dir() else resolved.stem)
+
+
+def _stack_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-._")[:64] or "default"
+
+
+def stack_name_in_repo(repo: str, path: str) -> str:
+    """The default stack name of the spec at ``path`` inside git repository ``repo``, the
+    same as a local run of that directory gets: the last component of ``path``, or the
+    repository's name when ``path`` is its root (``git@h:org/infra.git`` -> ``infra``)."""
+    parts = [p for p in Path(path).parts if p not in (".", "")]
+    if not parts:
+        return _stack_name(re.split(r"[/:]", repo.rstrip("/"))[-1].removesuffix(".git"))
+    last = parts[-1]
+    return _stack_name(Path(last).stem if last.endswith(SPEC_SUFFIXES) else last)
 
 
 def _check_stack(spec: LoadedSpec, explicit: bool, adopt: list[str], diags: Diagnostics) -> None:

@@ -32,7 +32,7 @@ def servqr(shared: bool = True) -> dict[str, Any]:
                       "exec": ["/usr/bin/python3", "-m", "http.server", "8201", "--bind", "127.0.0.1"],
                       "health": {"http": "http://127.0.0.1:8201/", "timeout": 30},
                       "depends_on": ["files:/opt/servqr/www/index.html"]}],
-        "nginx_sites": [{"name": "servqr", "listen": [80], "default_server": True,
+        "nginx_sites": [{"name": "servqr", "listen": [80], "server_names": ["servqr.test"],
                          "upstreams": {"api": {"servers": ["127.0.0.1:8201"]}},
                          "locations": [{"path": "/", "proxy_pass": "api"}],
                          "depends_on": ["services:servqr-api"]}],
@@ -70,8 +70,10 @@ def write(spec_dir: Path, host: TestHost, resources: dict[str, Any]) -> Path:
     return spec_dir
 
 
-def served(host: TestHost, port: int) -> str:
-    return host.exec(["curl", "-sf", "--max-time", "10", f"http://127.0.0.1:{port}/"], check=False).stdout
+def served(host: TestHost, port: int, name: str = "servqr.test") -> str:
+    """What nginx on the host serves for ``name`` on ``port`` (curl inside the host)."""
+    return host.exec(["curl", "-sf", "--max-time", "10", "-H", f"Host: {name}", f"http://127.0.0.1:{port}/"],
+                     check=False).stdout
 
 
 def starts(host: TestHost, unit: str) -> int:
