@@ -114,6 +114,7 @@ class Endpoint:
     global_known_hosts: tuple[str, ...]
     host_key: HostKeyPolicy
     host_key_alias: str | None = None
+    strict_by_config: bool = False  # the spec said accept-new; StrictHostKeyChecking made it check
 
     @property
     def url(self) -> str:
@@ -258,6 +259,7 @@ def _endpoint(name: str, user: str | None, port: int | None, *, config: paramiko
                                  or DEFAULT_GLOBAL_KNOWN_HOSTS),
         host_key=policy,
         host_key_alias=str(found["hostkeyalias"]) if found.get("hostkeyalias") else None,
+        strict_by_config=policy is not host_key,
     )
     return endpoint, jump_list(str(found["proxyjump"]) if found.get("proxyjump") else None), \
         found.get("proxycommand")

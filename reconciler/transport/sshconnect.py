@@ -215,7 +215,10 @@ def login(endpoint: Endpoint, *, host_name: str, timeout: float, sock: paramiko.
         at_auth = transport is not None and transport.is_active() and not transport.is_authenticated() \
             and not isinstance(exc, paramiko.BadHostKeyException | _UnknownHostKey)
         client.close()
-        raise _translate(exc, endpoint, host_name, known, at_auth=at_auth) from exc
+        translated = _translate(exc, endpoint, host_name, known, at_auth=at_auth)
+        if translated is exc:
+            raise
+        raise translated from exc
     transport = client.get_transport()
     assert transport is not None
     server_key = transport.get_remote_server_key()
@@ -236,10 +239,11 @@ def _translate(exc: BaseException, endpoint: Endpoint, host_name: str, known: Kn
         where = f"; the recorded key is in {known.source}" if known.source else ""
         return TransportError(f"{url}: host key CHANGED (possible man-in-the-middle): {exc}{where}")
     if isinstance(exc, _UnknownHostKey):
-        if endpoint.host_key is HostKeyPolicy.CHECK:
-            return TransportError(f"{url}: unknown host key; add it to known_hosts or set "
-                                  f"`host_key: accept-new` on host {host_name}")
-        return TransportError(f"{url}: unknown host key; add it to {endpoint.record_to}")
+        if endpoint.strict_by_config:
+            return TransportError(f"{url}: unknown host key; add it to known_hosts (~/.ssh/config sets "
+                                  "StrictHostKeyChecking for it, which overrides `host_key: accept-new`)")
+        return TransportError(f"{url}: unknown host key; add it to known_hosts or set "
+                              f"`host_key: accept-new` on host {host_name}")
     if at_auth or isinstance(exc, paramiko.AuthenticationException):
         return TransportError(_auth_failure(endpoint, exc))
     if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):

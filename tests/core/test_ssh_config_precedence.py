@@ -116,7 +116,7 @@ def test_strict_host_key_checking_only_tightens(home: Path) -> None:
     assert loose.host_key is HostKeyPolicy.CHECK
     # db*'s block says "yes": the spec's accept-new becomes check.
     strict = resolve_route("d", Access("ssh://db1", host_key="accept-new"), config=config()).target
-    assert strict.host_key is HostKeyPolicy.CHECK
+    assert strict.host_key is HostKeyPolicy.CHECK and strict.strict_by_config
     # Without a StrictHostKeyChecking line the spec's accept-new stands.
     assert resolve_route("p", Access("ssh://plain", host_key="accept-new"),
                          config=config()).target.host_key is HostKeyPolicy.ACCEPT_NEW
