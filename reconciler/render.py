@@ -143,7 +143,7 @@ def plan_lines(plan: Plan) -> list[Line]:
             out.append([(f"Error: host {host.host}: {public(host.error)}", "!")])
             out.append([])
             continue
-        if not host.changes and not host.warnings and not host.unmanaged:
+        if not host.changes and not host.warnings and not host.unmanaged and not host.handovers:
             if multi:
                 out.append([(f"Host {host.host}: no changes.", "")])
             continue
@@ -152,6 +152,10 @@ def plan_lines(plan: Plan) -> list[Line]:
             out.append([])
         for change in host.changes:
             out.extend(render_change(change))
+        for h in host.handovers:
+            out.append([("  ", ""), ("»", "bold"), (f" ownership on {host.host}: {h.describe()}", "")])
+        if host.handovers:
+            out.append([])
         for w in host.warnings:
             out.append([(f"  Warning ({host.host}): {public(w)}", "warn")])
         for u in host.unmanaged:
@@ -160,7 +164,9 @@ def plan_lines(plan: Plan) -> list[Line]:
             out.append([])
     if plan.has_changes:
         s = plan.summary()
-        totals = f"Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy."
+        handovers = sum(len(h.handovers) for h in plan.hosts)
+        extra = f", {handovers} ownership handover{'s' if handovers != 1 else ''}" if handovers else ""
+        totals = f"Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy{extra}."
         out.append([(totals, "bold")])
         refused = plan.refused
         if refused:
