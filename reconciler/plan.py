@@ -36,7 +36,7 @@ class Reason(StrEnum):
     REQUESTED = "replace-requested"  # --replace on the command line
     UNWANTED = "absent-in-spec"    # the spec says it must not exist
     TRIGGERED = "triggered"        # something it declares as a trigger changes in this run
-    ADOPT = "not-yet-managed"      # exists on the host, never applied by reconciler, differs
+    ADOPT = "not-yet-managed"      # exists on the host, never applied by this stack, differs
 
 
 class DiffKind(StrEnum):

@@ -31,7 +31,7 @@ _REASONS = {
     Reason.REQUESTED: "replacement requested",
     Reason.TRIGGERED: "a resource it is triggered by changes",
     Reason.UNWANTED: "the spec says it must be absent",
-    Reason.ADOPT: "exists on the host, not managed by reconciler yet, and differs from the spec",
+    Reason.ADOPT: "exists on the host, not managed by this spec yet, and differs from it",
 }
 
 _VERBS = {Action.CREATE: "will be created", Action.UPDATE: "will be updated in-place",
