@@ -6,8 +6,9 @@ file in a scratch directory is read together with the drop-ins the host already 
 that name (``/etc/systemd/system/NAME.service.d``), and a drop-in in the scratch
 directory shadows an installed one of the same file name, so the offline score is the
 score the unit will have. Offline analysis does not infer ``PrivateMounts=`` from the
-other mount settings as the running manager does (about 0.2 higher); the hardening
-profiles state it, so both agree for the units the reconciler writes.
+other mount settings as the running manager does (it scores 0.2 higher), so a planned
+unit that implies a mount namespace is scored with ``PrivateMounts=yes`` added in a
+scoring-only drop-in; the score then matches what the scanner says once it runs.
 
 Scores are text such as ``"1.1 OK"`` (exposure 0.0-10.0 and systemd's word for it:
 PERFECT, SAFE, OK, MEDIUM, EXPOSED, UNSAFE, DANGEROUS), what an operator reads in
@@ -59,6 +60,21 @@ for arg do
 done
 """
 
+# Settings that make systemd give the service its own mount namespace, which the
+# running manager reports as PrivateMounts=yes.
+_MOUNT_NAMESPACE = re.compile(
+    r"^\s*(PrivateMounts=|ProtectSystem=(yes|true|full|strict)\s*$|ProtectHome=(yes|true|read-only|tmpfs)\s*$"
+    r"|PrivateTmp=(yes|true)\s*$|PrivateDevices=(yes|true)\s*$|ProtectKernelTunables=(yes|true)\s*$"
+    r"|ProtectKernelModules=(yes|true)\s*$|ProtectKernelLogs=(yes|true)\s*$|ProtectControlGroups=(yes|true)\s*$"
+    r"|ProtectProc=|ProcSubset=|ReadWritePaths=|ReadOnlyPaths=|InaccessiblePaths=|BindPaths=|BindReadOnlyPaths="
+    r"|TemporaryFileSystem=)", re.MULTILINE)
+SCORING_DROPIN = "zz-reconciler-scoring.conf"
+
+
+def _implies_private_mounts(unit_text: str) -> bool:
+    return "PrivateMounts=" not in unit_text and _MOUNT_NAMESPACE.search(unit_text) is not None
+
+
 _LINE = re.compile(r"^@@exposure (\S+) (\d+(?:\.\d+)?) ([A-Z]+)\s*$")
 
 
@@ -109,6 +125,8 @@ def measure(transport: Transport, *, units: Mapping[str, str] | None = None,
     not loaded, analysis failed); a transport error gives no scores at all, since a
     score only informs a plan and must never fail one."""
     files = dict(units or {})
+    files.update({f"{unit}.d/{SCORING_DROPIN}": "[Service]\nPrivateMounts=yes\n"
+                  for unit, text in (units or {}).items() if _implies_private_mounts(text)})
     for unit, parts in (dropins or {}).items():
         files.update({f"{unit}.d/{name}": text for name, text in parts.items()})
     args = [f"planned:{u}" for u in units or {}] + [f"dropin:{u}" for u in dropins or {}]
