@@ -56,7 +56,8 @@ def test_strict_by_default_scores_ok_and_names_what_breaks(fresh_host: TestHost,
 
     apply_ok(spec_dir)
     assert is_active(host, "strict-web") == "active"
-    assert host.exec(["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:8131/"], check=False).returncode == 0
+    served = host.exec(["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:8131/"], check=False)
+    assert served.returncode == 0, served.stderr
     # systemd's scanner agrees with the plan and passes the unit at 2.0.
     assert live_score(host, "strict-web.service") == planned
     gate = host.exec(["systemd-analyze", "security", "--no-pager", f"--threshold={OK_THRESHOLD}",
