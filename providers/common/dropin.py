@@ -24,10 +24,11 @@ UNIT_DIR = "/etc/systemd/system"
 MARK = "# Managed by reconciler"
 REFUSED = 10
 
-# $1 unit, $2 drop-in file name, $3 "install" (text on stdin) or "remove".
+# $1 unit, $2 drop-in file name, $3 "install" (text on stdin) or "remove", $4 a probe
+# (shell code, may be empty) that must succeed once the unit is active again.
 INSTALL = r"""
 set -u
-unit=$1; name=$2; what=$3
+unit=$1; name=$2; what=$3; probe=${4:-}
 dir=UNIT_DIR/$unit.d; file=$dir/$name; prev=$dir/.$name.reconciler-previous
 mkdir -p -- "$dir" || exit 1
 rm -f -- "$prev"
@@ -45,6 +46,7 @@ since=$(date '+%Y-%m-%d %H:%M:%S')
 ok=1
 systemctl restart -- "$unit" 2>&1 || ok=0
 if [ $ok = 1 ]; then sleep 2; systemctl is-active --quiet -- "$unit" || ok=0; fi
+if [ $ok = 1 ] && [ -n "$probe" ]; then sh -c "$probe" reconciler "$unit" 2>&1 || ok=0; fi
 if [ $ok = 1 ]; then rm -f -- "$prev"; echo restarted; exit 0; fi
 journal=$(journalctl -u "$unit" --since "$since" -n 15 --no-pager -o cat 2>/dev/null)
 if [ $had = 1 ]; then mkdir -p -- "$dir"; mv -f -- "$prev" "$file"; else rm -f -- "$file"; fi
@@ -65,11 +67,14 @@ def header(source: str) -> str:
             "# change the spec instead.\n")
 
 
-def install(transport: Transport, unit: str, name: str, text: str | None, *, what: str) -> str:
+def install(transport: Transport, unit: str, name: str, text: str | None, *, what: str,
+            probe: str = "") -> str:
     """Install (or, with ``text`` None, remove) the drop-in; returns "restarted" or "not
-    running". Raises ApplyError naming ``what`` when the unit did not survive it (the
-    previous drop-in is back in place by then)."""
-    args = [unit, name, "install" if text is not None else "remove"]
+    running". ``probe``: shell code ($1 is the unit) that must also succeed after the
+    restart, for units whose main process can stay active while the real work fails.
+    Raises ApplyError naming ``what`` when the unit did not survive it (the previous
+    drop-in is back in place by then)."""
+    args = [unit, name, "install" if text is not None else "remove", probe]
     try:
         result = transport.run_script(INSTALL, args, stdin=(text or "").encode(), timeout=180)
     except CommandFailed as exc:

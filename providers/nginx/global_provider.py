@@ -101,6 +101,17 @@ exit REFUSED
 """
 
 
+# nginx's master stays active when its workers cannot start (a setuid() the sandbox
+# forbids): the proof is a set of workers that are still the same a second later.
+WORKERS_PROBE = r"""
+m=$(systemctl show -p MainPID --value -- "$1")
+[ -n "$m" ] && [ "$m" != 0 ] || { echo "no main process" >&2; exit 1; }
+first=$(cat "/proc/$m/task/$m/children" 2>/dev/null); sleep 1
+second=$(cat "/proc/$m/task/$m/children" 2>/dev/null)
+[ -n "$first" ] && [ "$first" = "$second" ] || { echo "nginx's worker processes do not stay up" >&2; exit 1; }
+"""
+
+
 def _fill(script: str) -> str:
     return (script.replace("SNIPPET", SNIPPET_PATH).replace("ORIGINAL", MAIN_ORIGINAL)
             .replace("MAIN", MAIN_PATH).replace("DROPIN", dropin.path(UNIT, DROPIN_NAME))
@@ -255,7 +266,8 @@ class NginxGlobalProvider(Provider[NginxGlobal]):
         restarted = False
         if actual.get("unit_hardening") != desired["unit_hardening"]:
             what = f"the sandbox drop-in {dropin.path(UNIT, DROPIN_NAME)}"
-            outcome = dropin.install(ctx.transport, UNIT, DROPIN_NAME, render_dropin(g), what=what)
+            outcome = dropin.install(ctx.transport, UNIT, DROPIN_NAME, render_dropin(g), what=what,
+                                     probe=WORKERS_PROBE)
             restarted = outcome == "restarted"
         if (snippet != "keep" or main != "keep") and not restarted:
             ctx.scratch["nginx.global.reload"] = True
