@@ -109,6 +109,12 @@ def validate_global(g: NginxGlobal) -> list[Issue]:
         issues.append(Issue(("tls_protocols",), "list at least one protocol"))
     if not re.fullmatch(r"[A-Za-z0-9!+@:_.-]+", g.ssl_ciphers):
         issues.append(Issue(("ssl_ciphers",), "an OpenSSL cipher string: names separated by ':'"))
+    if g.main_config == "keep":
+        for field in ("tls_protocols", "ssl_prefer_server_ciphers"):
+            if field in g.model_fields_set:
+                issues.append(Issue((field,), "has no effect with main_config: keep (the distribution's "
+                                              "nginx.conf sets it); set tls.protocols per site instead",
+                                    warning=True))
     if g.worker_rlimit_nofile is not None and g.worker_rlimit_nofile < 2 * g.worker_connections:
         floor = 2 * g.worker_connections
         issues.append(Issue(("worker_rlimit_nofile",), f"below twice worker_connections ({floor}): a busy "
