@@ -139,7 +139,8 @@ class _Stream:
 
 
 class AgentClient:
-    def __init__(self, channel: ByteChannel, host: str, *, on_close: Callable[[], None] | None = None) -> None:
+    def __init__(self, channel: ByteChannel, host: str, *,
+                 on_close: Callable[[], None] | None = None) -> None:
         self.channel = channel
         self.host = host
         self._reader = _Reader(channel)

@@ -47,6 +47,7 @@ agent kills the process groups it started, lets go of its locks and exits.
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import fcntl
 import grp
@@ -61,8 +62,8 @@ import struct
 import subprocess
 import sys
 import threading
-import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 PROTOCOL_VERSION = 1
 HEADER = struct.Struct(">IB")
@@ -77,10 +78,10 @@ MIN_PYTHON = (3, 9)
 # Kept on one line: it is a command-line argument of ``python3 -c``. It reads the
 # length line and the source from the same buffered stdin the agent goes on using.
 BOOTSTRAP = (
-    "import sys;sys.version_info>=%r or sys.exit(%d);o=sys.stdout.buffer;o.write(b'%s\\n');o.flush();"
+    f"import sys;sys.version_info>={MIN_PYTHON!r} or sys.exit({EXIT_OLD_PYTHON});o=sys.stdout.buffer;"
+    f"o.write(b'{BOOT_MARKER.decode()}\\n');o.flush();"
     "i=sys.stdin.buffer;n=int(i.readline());"
     "exec(compile(i.read(n),'reconciler-agent','exec'),{'__name__':'__main__'})"
-    % (MIN_PYTHON, EXIT_OLD_PYTHON, BOOT_MARKER.decode())
 )
 
 O_PATH = getattr(os, "O_PATH", 0o10000000)
@@ -210,10 +211,8 @@ class ParentCache:
 
     def close(self) -> None:
         for fd in list(self._fds.values()) + list(self.touched.values()):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         self._fds.clear()
         self.touched.clear()
 
@@ -332,7 +331,7 @@ FILE_TYPES = {stat.S_IFREG: "file", stat.S_IFDIR: "directory", stat.S_IFLNK: "sy
 def describe(st: os.stat_result) -> dict[str, Any]:
     return {"type": FILE_TYPES.get(stat.S_IFMT(st.st_mode), "unknown"), "uid": st.st_uid, "gid": st.st_gid,
             "owner": user_name(st.st_uid), "group": group_name(st.st_gid),
-            "mode": "%04o" % stat.S_IMODE(st.st_mode), "size": st.st_size, "mtime": st.st_mtime}
+            "mode": f"{stat.S_IMODE(st.st_mode):04o}", "size": st.st_size, "mtime": st.st_mtime}
 
 
 def _open_regular(parent_fd: int, name: str, st: os.stat_result) -> int:
@@ -346,7 +345,7 @@ def _open_regular(parent_fd: int, name: str, st: os.stat_result) -> int:
 
 
 def _read_all(fd: int) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         chunk = os.read(fd, 1 << 20)
         if not chunk:
@@ -443,8 +442,9 @@ def _write_one(cache: ParentCache, item: dict[str, Any]) -> None:
         current = None
     if current is not None and stat.S_ISDIR(current.st_mode):
         raise Refused(f"{path} exists and is a directory")
-    tmp = ".%s.reconciler-%s" % (name[:120], os.urandom(6).hex())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
+    tmp = f".{name[:120]}.reconciler-{os.urandom(6).hex()}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o600, dir_fd=parent)
     renamed = False
     try:
         os.fchown(fd, uid, gid)
@@ -561,7 +561,13 @@ def handle_remove(req: dict[str, Any], agent: Agent) -> dict[str, Any]:
                 if stat.S_ISDIR(st.st_mode):
                     if kind == "file":
                         raise Refused(f"{path} is a directory; not removed")
-                    os.rmdir(name, dir_fd=parent)
+                    try:
+                        os.rmdir(name, dir_fd=parent)
+                    except OSError as exc:
+                        if exc.errno != errno.ENOTEMPTY:
+                            raise
+                        raise Refused(f"{path} is not empty; not removed (only empty directories are "
+                                      "pruned; its contents are left alone)") from None
                 else:
                     if kind == "directory":
                         what = FILE_TYPES.get(stat.S_IFMT(st.st_mode), "unknown")
@@ -623,10 +629,8 @@ def handle_exec(req: dict[str, Any], agent: Agent) -> dict[str, Any]:
 
 
 def kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 def handle_cancel(req: dict[str, Any], agent: Agent) -> dict[str, Any]:
@@ -810,10 +814,8 @@ class Agent:
         with self._state:
             sock = self._streams.pop(sid, None)
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
     def _pump(self, sid: int, sock: socket.socket) -> None:
@@ -872,7 +874,7 @@ class Agent:
             self.shutdown()
 
     def _read_exact(self, n: int) -> bytes:
-        chunks = []
+        chunks: list[bytes] = []
         while n:
             chunk = self._in.read(n)
             if not chunk:
@@ -884,7 +886,7 @@ class Agent:
     def run(self) -> None:
         self.send({"id": 0, "ok": True, "result": {
             "version": PROTOCOL_VERSION, "pid": os.getpid(), "uid": os.geteuid(),
-            "python": "%d.%d.%d" % sys.version_info[:3]}})
+            "python": ".".join(str(n) for n in sys.version_info[:3])}})
         while True:
             try:
                 frame = read_frame(self._read_exact)
@@ -909,10 +911,8 @@ class Agent:
         for pid in groups:
             kill_group(pid)
         for fd in locks:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         os._exit(0)
 
 

@@ -89,7 +89,8 @@ class Coalescer:
             reply = self.transport.send_request(
                 {"op": "batch", "ops": [s.message for s in slots]}, max(s.timeout for s in slots))
             if not reply.get("ok"):
-                raise TransportError(f"{self.transport.host_name}: batch failed on the host: {reply.get('error')}")
+                raise TransportError(f"{self.transport.host_name}: batch failed on the host: "
+                                     f"{reply.get('error')}")
             for slot, sub in zip(slots, reply["result"]["results"], strict=True):
                 slot.reply = sub
         except BaseException as exc:

@@ -64,7 +64,18 @@ class _PipeChannel:
         with contextlib.suppress(OSError):
             self._proc.stdin.close()
         # Reap it in the background: the agent exits as soon as it sees EOF.
-        threading.Thread(target=self._proc.wait, daemon=True).start()
+        threading.Thread(target=self._reap, daemon=True).start()
+
+    def _reap(self) -> None:
+        try:
+            self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        for pipe in (self._proc.stdout, self._proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
 
 class LocalTransport(SessionTransport):
@@ -83,8 +94,8 @@ class LocalTransport(SessionTransport):
             raise TransportError(f"cannot start the local agent: {exc}") from exc
         assert proc.stderr is not None
         stderr_fd = proc.stderr.fileno()
-        return AgentLaunch(_PipeChannel(proc), StderrTail(lambda n: os.read(stderr_fd, n), "agent-stderr-local"),
-                           lambda: proc.wait(timeout=10))
+        stderr = StderrTail(lambda n: os.read(stderr_fd, n), "agent-stderr-local")
+        return AgentLaunch(_PipeChannel(proc), stderr, lambda: proc.wait(timeout=10))
 
     def _exec_plain(self, argv: Sequence[str], stdin: bytes | None, timeout: float) -> CommandResult:
         try:

@@ -61,7 +61,10 @@ REMOVE_SH = r"""
 path=$1; kind=$2
 if [ -d "$path" ] && [ ! -L "$path" ]; then
   [ "$kind" = file ] && { echo "$path is a directory; not removed" >&2; exit 3; }
-  exec rmdir -- "$path"
+  rmdir -- "$path" 2>/dev/null || { [ -z "$(ls -A -- "$path")" ] && exec rmdir -- "$path"
+    echo "$path is not empty; not removed" \
+      "(only empty directories are pruned; its contents are left alone)" >&2
+    exit 3; }
 elif [ -e "$path" ] || [ -L "$path" ]; then
   [ "$kind" = directory ] && { echo "$path is not a directory; not removed" >&2; exit 3; }
   exec rm -f -- "$path"
@@ -103,8 +106,8 @@ class ShellOps:
                 if "timed out" not in str(exc):
                     raise
                 return {"timed_out": True, "exit_code": -9, "stdout": "", "stderr": ""}
-            return {"exit_code": result.exit_code, "stdout": _b64(result.stdout), "stderr": _b64(result.stderr),
-                    "timed_out": False}
+            return {"exit_code": result.exit_code, "stdout": _b64(result.stdout),
+                    "stderr": _b64(result.stderr), "timed_out": False}
         if op == "batch":
             ops = message["ops"]
             if message.get("sequential"):
@@ -118,8 +121,9 @@ class ShellOps:
         if op == "write_files":
             return {"errors": self._write(message["files"], timeout)}
         if op == "ensure_dirs":
-            return {"errors": [self._error(self._sh(ENSURE_DIR_SH, [d["path"], d["owner"], d["group"], d["mode"]],
-                                                    None, timeout), "mkdir") for d in message["dirs"]]}
+            return {"errors": [self._error(self._sh(ENSURE_DIR_SH, [d["path"], d["owner"], d["group"],
+                                                                    d["mode"]], None, timeout), "mkdir")
+                               for d in message["dirs"]]}
         if op == "remove":
             kind = message.get("kind", "file")
             return {"errors": [self._error(self._sh(REMOVE_SH, [p, kind], None, timeout), "rm")
