@@ -93,6 +93,11 @@ class Refused(Exception):
     """An operation the agent will not do, with the reason in the operator's terms."""
 
 
+class ParentNotDirectory(Refused):
+    """A parent is something other than a directory: the path cannot exist (absent to
+    ``stat`` and ``read_files``; an error to a write)."""
+
+
 def encode_json(message: dict[str, Any]) -> bytes:
     body = json.dumps(message, separators=(",", ":")).encode()
     return HEADER.pack(len(body), KIND_JSON) + body
@@ -291,7 +296,7 @@ class ParentCache:
                         raise
                     st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                     if not stat.S_ISLNK(st.st_mode):
-                        raise Refused(f"parent {here} is not a directory") from None
+                        raise ParentNotDirectory(f"parent {here} is not a directory") from None
                     if not trusted_symlink(fd, st):
                         who = (f"owned by uid {st.st_uid}" if st.st_uid != 0
                                else "in a directory that non-root users can write")
@@ -355,7 +360,8 @@ def _read_all(fd: int) -> bytes:
 
 def _error_text(exc: BaseException, path: str) -> str:
     if isinstance(exc, Refused):
-        return str(exc)
+        text = str(exc)
+        return text if text.startswith(("/", "parent /")) else f"{path}: {text}"
     if isinstance(exc, OSError):
         return f"{path}: {exc.strerror or exc}"
     return f"{path}: {type(exc).__name__}: {exc}"
@@ -392,6 +398,8 @@ def handle_stat(req: dict[str, Any], agent: Agent) -> dict[str, Any]:
                     out[path] = None
                 else:
                     out[path] = {"error": _error_text(exc, path)}
+            except ParentNotDirectory:
+                out[path] = None
             except Refused as exc:
                 out[path] = {"error": str(exc)}
     finally:
@@ -417,7 +425,7 @@ def handle_read_files(req: dict[str, Any], agent: Agent) -> dict[str, Any]:
                     out[path] = {"data": b64(_read_all(fd))}
                 finally:
                     os.close(fd)
-            except FileNotFoundError:
+            except (FileNotFoundError, ParentNotDirectory):
                 out[path] = None
             except (OSError, Refused) as exc:
                 if isinstance(exc, OSError) and exc.errno == errno.ENOTDIR:
@@ -566,7 +574,7 @@ def handle_remove(req: dict[str, Any], agent: Agent) -> dict[str, Any]:
                     except OSError as exc:
                         if exc.errno != errno.ENOTEMPTY:
                             raise
-                        raise Refused(f"{path} is not empty; not removed (only empty directories are "
+                        raise Refused(f"{path}: Directory not empty; not removed (only empty directories are "
                                       "pruned; its contents are left alone)") from None
                 else:
                     if kind == "directory":
@@ -575,7 +583,7 @@ def handle_remove(req: dict[str, Any], agent: Agent) -> dict[str, Any]:
                     os.unlink(name, dir_fd=parent)
                 cache.touch(parent)
                 errors.append(None)
-            except FileNotFoundError:
+            except (FileNotFoundError, ParentNotDirectory):
                 errors.append(None)
             except (OSError, Refused) as exc:
                 if isinstance(exc, OSError) and exc.errno == errno.ENOTDIR:

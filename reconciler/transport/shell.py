@@ -62,7 +62,7 @@ path=$1; kind=$2
 if [ -d "$path" ] && [ ! -L "$path" ]; then
   [ "$kind" = file ] && { echo "$path is a directory; not removed" >&2; exit 3; }
   rmdir -- "$path" 2>/dev/null || { [ -z "$(ls -A -- "$path")" ] && exec rmdir -- "$path"
-    echo "$path is not empty; not removed" \
+    echo "$path: Directory not empty; not removed" \
       "(only empty directories are pruned; its contents are left alone)" >&2
     exit 3; }
 elif [ -e "$path" ] || [ -L "$path" ]; then
