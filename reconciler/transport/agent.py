@@ -152,6 +152,7 @@ class AgentClient:
         self._dead: str | None = None
         self._on_close = on_close
         self.hello: dict[str, Any] = {}
+        self.grace = GRACE
         self.stderr_tail: Callable[[], str] = lambda: ""
 
     @property
@@ -282,13 +283,13 @@ class AgentClient:
                 raise TransportError(f"{self.host}: {self._dead}")
             self._pending[rid] = waiter
         self.send_raw(program.encode_json({**message, "id": rid}))
-        if not waiter.event.wait(timeout + GRACE):
+        if not waiter.event.wait(timeout + self.grace):
             with self._state:
                 self._pending.pop(rid, None)
             with contextlib.suppress(TransportError):
                 self.send_raw(program.encode_json({"op": "cancel", "target": rid, "id": next(self._ids)}))
             raise TransportError(f"{self.host}: the host agent did not answer `{_describe(message)}` within "
-                                 f"{timeout + GRACE:.0f} s; gave up on it")
+                                 f"{timeout + self.grace:.0f} s; gave up on it")
         if waiter.reply is None:
             raise TransportError(f"{self.host}: {self._dead}")
         return waiter.reply
