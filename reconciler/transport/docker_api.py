@@ -76,6 +76,8 @@ class _DialStdioConnection(urllib3.connection.HTTPConnection):
         if isinstance(sock, paramiko.Channel):
             return bool(sock.closed or sock.eof_received)
         if isinstance(sock, socket.socket):
+            if not getattr(self._opener, "alive", lambda: True)():
+                return True
             try:
                 readable, _, _ = select.select([sock], [], [], 0)
                 return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
@@ -197,11 +199,14 @@ def docker_client_over_agent(agent: AgentClient, host_name: str, explain: Callab
     """A DockerClient whose every connection is a stream the host agent relays to the
     engine's socket (``DOCKER_SOCKET``)."""
     def open_stream() -> socket.socket:
+        if not agent.alive:
+            raise ConnectionError("the SSH connection to the host is closed (its host agent is gone)")
         try:
             return agent.open_stream(DOCKER_SOCKET)
         except TransportError as exc:
             raise ConnectionError(str(exc)) from exc
 
+    open_stream.alive = lambda: agent.alive  # type: ignore[attr-defined]  # read by is_stale
     return _client(open_stream, host_name, explain, timeout)
 
 

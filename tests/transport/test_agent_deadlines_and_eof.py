@@ -49,7 +49,8 @@ def test_exec_past_its_deadline_kills_the_whole_group(tmp_path: Path) -> None:
     t = LocalTransport("local")
     try:
         started = time.monotonic()
-        with pytest.raises(TransportError, match=r"`sh` timed out after 1 s \(its process group was killed\)"):
+        killed = r"`sh` timed out after 1 s \(its process group was killed\)"
+        with pytest.raises(TransportError, match=killed):
             t.run(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], timeout=1)
         assert time.monotonic() - started < 10
         assert wait_gone(int(pidfile.read_text())), "the grandchild outlived the deadline"
@@ -90,9 +91,11 @@ def test_eof_kills_children_and_releases_locks(tmp_path: Path) -> None:
     try:
         with pytest.raises(BlockingIOError):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        runner = threading.Thread(target=lambda: pytest.raises(
-            TransportError, t.run, ["sh", "-c", f"echo $$ > {pidfile}; exec sleep 300"], timeout=600),
-            daemon=True)
+        def long_command() -> None:
+            with pytest.raises(TransportError):
+                t.run(["sh", "-c", f"echo $$ > {pidfile}; exec sleep 300"], timeout=600)
+
+        runner = threading.Thread(target=long_command, daemon=True)
         runner.start()
         deadline = time.monotonic() + 10
         while not pidfile.exists() or not pidfile.read_text().strip():

@@ -97,7 +97,7 @@ def test_final_symlink_is_replaced_not_followed(transport: LocalTransport, tree:
     assert fingerprint(tree / "secret" / "shadow") == before
     # A file read never follows one either.
     plant(tree / "user" / "peek", tree / "secret" / "shadow")
-    [(path, value)] = transport.read_files([str(tree / "user/peek")]).items()
+    [(_path, value)] = transport.read_files([str(tree / "user/peek")]).items()
     assert not isinstance(value, bytes) and value is not None and "symlink" in value.message
 
 
