@@ -157,7 +157,10 @@ class AgentClient:
 
     @property
     def alive(self) -> bool:
-        return self._dead is None
+        """False once the channel broke or was closed (checked on the channel itself too:
+        the reader thread may not have seen the EOF yet)."""
+        is_open = getattr(self.channel, "is_open", None)
+        return self._dead is None and (is_open is None or bool(is_open()))
 
     # ------------------------------------------------------------------ start
     def start(self, *, stderr_tail: Callable[[], str], prompts: Callable[[], int],

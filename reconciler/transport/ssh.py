@@ -92,6 +92,10 @@ class _ChannelStream:
         data: bytes = self._channel.recv(n)
         return data
 
+    def is_open(self) -> bool:
+        transport = self._channel.get_transport()
+        return not self._channel.closed and transport is not None and transport.is_active()
+
     def close(self) -> None:
         # EOF first: the agent sees it, kills what it started and lets go of its locks.
         with contextlib.suppress(Exception):
