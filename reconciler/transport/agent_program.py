@@ -151,18 +151,29 @@ def resolve_group(name: str | int) -> int:
         raise Refused(f"unknown group {name!r}") from None
 
 
+# Names found are cached for the agent's life (one run); ids without a name are not, as a
+# run may create the account (users) and then stat files owned by it.
+_names: dict[tuple[str, int], str] = {}
+
+
 def user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
+    key = ("u", uid)
+    if key not in _names:
+        try:
+            _names[key] = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return str(uid)
+    return _names[key]
 
 
 def group_name(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
+    key = ("g", gid)
+    if key not in _names:
+        try:
+            _names[key] = grp.getgrgid(gid).gr_name
+        except KeyError:
+            return str(gid)
+    return _names[key]
 
 
 def parse_mode(mode: str | int) -> int:
@@ -482,29 +493,67 @@ def _write_one(cache: ParentCache, item: dict[str, Any]) -> None:
         os.close(fd)
 
 
+WRITERS = 8  # files written at once: their fsyncs overlap (one journal commit for many)
+
+
 def handle_write_files(req: dict[str, Any], agent: Agent) -> dict[str, Any]:
-    """``files``: ``[{path, data(b64), mode, owner, group, dir_mode?, after?}]``, written in
-    order, each atomically; ``after`` is the index of an earlier file that must have been
-    written first (else this one is skipped). Missing parents are created root-owned with
-    ``dir_mode``. Result ``{"errors": [None | text, ...]}`` in the files' order."""
+    """``files``: ``[{path, data(b64), mode, owner, group, dir_mode?, after?}]``, each
+    written atomically, several at once; ``after`` is the index of an earlier file that
+    must have been written first (else this one is skipped). Missing parents are created
+    root-owned with ``dir_mode``. Result ``{"errors": [None | text, ...]}`` in the files'
+    order."""
+    files = req["files"]
     cache = ParentCache()
-    errors: list[str | None] = []
-    try:
-        for item in req["files"]:
+    errors: list[str | None] = [None] * len(files)
+    done = [threading.Event() for _ in files]
+
+    def write(n: int) -> None:
+        item = files[n]
+        try:
             after = item.get("after")
-            if after is not None and (after >= len(errors) or errors[after] is not None):
-                errors.append(f"{item.get('path')}: not written, because "
-                              f"{req['files'][after].get('path')} was not")
-                continue
-            try:
-                _write_one(cache, item)
-                errors.append(None)
-            except (OSError, Refused, ValueError) as exc:
-                errors.append(_error_text(exc, item.get("path", "?")))
+            if after is not None:
+                if not 0 <= after < n:
+                    raise Refused(f"'after' must name an earlier file, got {after}")
+                done[after].wait()  # earlier, so already taken by a worker: no deadlock
+                if errors[after] is not None:
+                    errors[n] = f"{item.get('path')}: not written, because {files[after].get('path')} was not"
+                    return
+            _write_one(cache, item)
+        except (OSError, Refused, ValueError, KeyError) as exc:
+            errors[n] = _error_text(exc, item.get("path", "?"))
+        finally:
+            done[n].set()
+
+    try:
+        _in_workers(write, len(files))
         cache.sync_touched()
     finally:
         cache.close()
     return {"errors": errors}
+
+
+def _in_workers(work: Callable[[int], None], count: int) -> None:
+    """work(0..count-1) on up to WRITERS threads, taken in order."""
+    if count <= 1:
+        for n in range(count):
+            work(n)
+        return
+    taken = iter(range(count))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                n = next(taken, None)
+            if n is None:
+                return
+            work(n)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(WRITERS, count))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def _ensure_dir(cache: ParentCache, item: dict[str, Any]) -> None:
