@@ -121,7 +121,7 @@ def test_symlink_races_never_touch_files_outside_the_managed_paths(fresh_host: T
             if run % 4 == 1:  # the secret file gone: the next apply restores it from the kept copy
                 host.exec("rm -f /srv/hostile/conf/token")
             proc = reconcile("apply", spec, check_code=(0, 1))
-            outcomes.append(proc.returncode)
+            outcomes.append(proc.stdout)
             assert "Traceback" not in proc.stdout + proc.stderr
         assert attacker.poll() is None, f"the attack loop stopped early (exit {attacker.returncode})"
     finally:
@@ -131,5 +131,6 @@ def test_symlink_races_never_touch_files_outside_the_managed_paths(fresh_host: T
     assert host.exec(FINGERPRINT).stdout == before, "a file outside the managed paths changed"
     assert host.exec(["stat", "-c", "%U %a", "/var/lib/reconciler/secrets/hostile_token"]).stdout.split() == \
         ["root", "600"]
-    # The attack ran against real applies, which sometimes won anyway.
+    # The attack really raced the applies: they saw its symlinks (and refused or replaced them).
     assert len(outcomes) == 20
+    assert any('"symlink"' in out or "refusing" in out or "swapped" in out for out in outcomes)
