@@ -3,9 +3,9 @@ managed files and its parent, and plants or swaps symlinks to root-owned files.
 
 * Direct: a parent replaced by a symlink to /etc/cron.d is refused with a clear error
   naming it; a managed directory flipped to a symlink is refused, never followed.
-* Race: during 20 applies (files, a secret created and restored from its kept copy,
-  a directory), mallory runs a tight loop (``docker exec -u mallory``) that swaps the
-  temporary files, the managed files, the managed directory and their parent for
+* Race: during 20 applies (files, a secret created again with ``--replace`` and
+  restored from its kept copy, a directory), mallory runs a tight loop (``docker exec
+  -u mallory``) that swaps the temporary files, the managed files, the managed directory and their parent for
   symlinks to decoy root-owned files. Afterwards no file outside the managed paths has
   changed owner, mode or content (checksum and stat before and after).
 """
@@ -118,9 +118,12 @@ def test_symlink_races_never_touch_files_outside_the_managed_paths(fresh_host: T
     outcomes = []
     try:
         for run in range(20):
+            extra: list[str] = []
             if run % 4 == 1:  # the secret file gone: the next apply restores it from the kept copy
                 host.exec("rm -f /srv/hostile/conf/token")
-            proc = reconcile("apply", spec, check_code=(0, 1))
+            elif run % 4 == 3:  # a new value: the secret is created again (kept copy, then the file)
+                extra = ["--replace", "secrets:hostile_token"]
+            proc = reconcile("apply", spec, *extra, check_code=(0, 1))
             outcomes.append(proc.stdout)
             assert "Traceback" not in proc.stdout + proc.stderr
         assert attacker.poll() is None, f"the attack loop stopped early (exit {attacker.returncode})"
