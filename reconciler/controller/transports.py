@@ -14,9 +14,9 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
-from reconciler.engine import make_transport
+from reconciler.engine import make_transport, transport_key
 from reconciler.errors import LockBusy, TransportError
-from reconciler.spec import HostSpec, LoadedSpec
+from reconciler.spec import LoadedSpec
 from reconciler.transport.base import HostLock, Transport
 
 if TYPE_CHECKING:
@@ -90,21 +90,16 @@ class PooledTransport(Transport):
         return True
 
 
-def _key(spec: HostSpec) -> tuple[str | None, ...]:
-    return (spec.connect, spec.identity_file, spec.known_hosts, spec.host_key, spec.become,
-            spec.become_password_file)
-
-
 class TransportPool:
     """One pooled transport per host, replaced when the host's connection settings change."""
 
     def __init__(self) -> None:
-        self._pool: dict[str, tuple[tuple[str | None, ...], PooledTransport]] = {}
+        self._pool: dict[str, tuple[str, PooledTransport]] = {}
 
     def for_spec(self, spec: LoadedSpec) -> dict[str, PooledTransport]:
         out: dict[str, PooledTransport] = {}
-        for name, host in spec.hosts.items():
-            key = _key(host)
+        for name in spec.hosts:
+            key = transport_key(name, spec)
             current = self._pool.get(name)
             if current is None or current[0] != key:
                 if current is not None:

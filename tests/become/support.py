@@ -34,7 +34,7 @@ def assert_converged(host: TestHost) -> None:
     token = host.exec(["cat", "/srv/become/token"]).stdout
     assert len(token) == 24
     assert host.exec(["cat", "/srv/become/app.conf"]).stdout == f"token={token}\n"
-    assert host.exec(["stat", "-c", "%U %a", "/var/lib/reconciler/inventory.json"]).stdout.split() == ["root",
-                                                                                                      "600"]
+    assert host.exec(["stat", "-c", "%U %a", "/var/lib/reconciler/owners.json"]).stdout.split() == ["root",
+                                                                                                  "600"]
     assert host.exec(["systemctl", "is-active", "become-sleeper"]).stdout.strip() == "active"
     assert host.exec(["docker", "ps", "--format", "{{.Names}}"]).stdout.split() == ["become-box"]
