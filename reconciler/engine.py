@@ -33,6 +33,7 @@ from reconciler.sensitive import REDACTOR, contains_sensitive, public
 from reconciler.spec import LoadedSpec, ResourceEntry
 from reconciler.transport import LocalTransport, Transport
 from reconciler.transport.base import HostLock
+from reconciler.transport.coalesce import run_coalesced
 
 log = structlog.get_logger("reconciler.engine")
 
@@ -62,7 +63,8 @@ def make_transport(name: str, spec: LoadedSpec) -> Transport:
 
     return SSHTransport(name, host.connect, identity_file=host.identity_file,
                         known_hosts=host.known_hosts, host_key=host.host_key,
-                        via=host.via, proxy_jump=host.proxy_jump, peers=spec.hosts)
+                        via=host.via, proxy_jump=host.proxy_jump, peers=spec.hosts, become=host.become,
+                        become_password_file=host.become_password_file)
 
 
 def transport_key(name: str, spec: LoadedSpec) -> str:
@@ -123,33 +125,50 @@ class HostSession:
 
     # ------------------------------------------------------------------ planning
     def observe(self) -> None:
-        self.inventory = Inventory.read(self.transport, self.spec.stack)
-        entries = self._entries()
+        """The inventory and every kind's resources, read in parallel; their requests to
+        the host travel together (``run_coalesced``), so a host costs one round trip.
+        Owned objects that left the spec need the inventory first: a second round, only
+        when there are any. Implied resources another stack owns are observed with the
+        rest (reading is harmless) and dropped once the inventory says so."""
+        entries = self.spec.entries_for(self.name)
         by_kind: dict[str, dict[str, Resource]] = {k: {} for k in self.providers}
         for e in entries:
             res = self.spec.resource_for_host(e, self.name)
             by_kind[e.kind][e.id] = res
             self.resources[e.address] = res
 
-        def observe_kind(kind: str) -> tuple[str, dict[str, State | None]]:
-            ids = list(dict.fromkeys([*by_kind[kind], *self.inventory.ids_of(kind)]))
-            if not ids:
-                return kind, {}
+        def observe_kind(kind: str, ids: list[str]) -> dict[str, State | None]:
             started = time.monotonic()
             result = self.providers[kind].observe(self.ctx, ids, by_kind[kind])
             log.debug("observed", host=self.name, kind=kind, resources=len(ids),
                       seconds=round(time.monotonic() - started, 3))
-            return kind, result
+            return result
 
-        secret_kinds = [k for k, p in self.providers.items() if p.provides_secrets]
-        other_kinds = [k for k in self.providers if k not in secret_kinds]
-        # Secrets first: other kinds' desired state may embed their values.
-        with ThreadPoolExecutor(max_workers=4) as pool:  # sshd allows 10 sessions per connection
-            for kind, result in pool.map(observe_kind, secret_kinds):
-                self.observed[kind] = result
-                self.ctx.secrets.update(self.providers[kind].secret_values(result))
-            for kind, result in pool.map(observe_kind, other_kinds):
-                self.observed[kind] = result
+        def read_inventory() -> None:
+            self.inventory = Inventory.read(self.transport, self.spec.stack)
+
+        self.observed = {k: {} for k in self.providers}
+        kinds = [k for k in self.providers if by_kind[k]]
+
+        def observe_spec(kind: str) -> Callable[[], None]:
+            return lambda: self.observed[kind].update(observe_kind(kind, list(by_kind[kind])))
+
+        run_coalesced(self.transport, [read_inventory, *(observe_spec(k) for k in kinds)])
+        left = {k: [i for i in dict.fromkeys(self.inventory.ids_of(k)) if i not in by_kind[k]]
+                for k in self.providers}
+
+        def observe_left(kind: str) -> Callable[[], None]:
+            return lambda: self.observed[kind].update(observe_kind(kind, left[kind]))
+
+        run_coalesced(self.transport, [observe_left(k) for k, ids in left.items() if ids])
+        kept = {e.address for e in self._entries()}
+        for e in entries:
+            if e.address not in kept:
+                self.resources.pop(e.address, None)
+                self.observed[e.kind].pop(e.id, None)
+        for kind, provider in self.providers.items():
+            if provider.provides_secrets:
+                self.ctx.secrets.update(provider.secret_values(self.observed[kind]))
         for value in self.ctx.secrets.values():
             REDACTOR.register(value)
 
@@ -475,6 +494,7 @@ class HostSession:
                 else:
                     outcomes[n] = ChangeOutcome(item.change, Status.APPLIED, "", time.monotonic() - started)
         finally:
+            self._flush_writes(items, outcomes)
             try:
                 provider.finish(self.ctx, [i for n, i in enumerate(items) if outcomes.get(n) is not None
                                            and outcomes[n].status is Status.APPLIED])
@@ -485,6 +505,33 @@ class HostSession:
                         outcomes[n] = ChangeOutcome(o.change, Status.FAILED, msg, o.seconds, transient)
         self._verify(provider, items, outcomes)
         return [outcomes[n] for n in range(len(items))]
+
+    def _flush_writes(self, items: list[ApplyItem], outcomes: dict[int, ChangeOutcome]) -> None:
+        """Send the file work the applies queued (``ctx.writes``) as one request; a queued
+        item that failed fails its own change."""
+        writes = self.ctx.writes
+        if not writes:
+            return
+        queued = writes.addresses
+        started = time.monotonic()
+        try:
+            failed = writes.flush(self.transport)
+        except Exception as exc:
+            msg, transient = _explain(exc), is_transient(exc)
+            failed = {a: msg for a in queued}
+        else:
+            transient = False
+        seconds = time.monotonic() - started
+        for n, item in enumerate(items):
+            outcome = outcomes.get(n)
+            if outcome is None or outcome.status is not Status.APPLIED or item.change.address not in queued:
+                continue
+            error = failed.get(item.change.address)
+            if error is None:
+                outcomes[n] = ChangeOutcome(item.change, Status.APPLIED, "", outcome.seconds + seconds)
+            else:
+                outcomes[n] = ChangeOutcome(item.change, Status.FAILED, REDACTOR.scrub(error),
+                                            outcome.seconds + seconds, transient)
 
     def _verify(self, provider: Provider[Any], items: list[ApplyItem],
                 outcomes: dict[int, ChangeOutcome]) -> None:

@@ -9,16 +9,23 @@ as diffs and bookkeeping fields in words. Providers return data and raise
 ``ApplyError`` / ``CommandFailed``; they never print.
 
 The engine calls, per host:
-1. ``observe(ctx, ids)`` once, for every id in the spec *and* every owned id that
-   left the spec (prune candidates). One remote command, not one per resource.
+1. ``observe(ctx, ids)`` for every id in the spec, and once more for the owned ids
+   that left the spec (prune candidates), when there are any. One request, not one
+   per resource.
 2. ``desired(resource, ctx)`` for each resource, then ``compare`` and ``action_for``.
    Plan and apply both go through these same calls, so a dry-run cannot drift
    from a real run. Then, for the changes only: ``refusal`` for each, and, for
    changed ``text_fields``, ``desired_text`` and ``text_path`` (the engine reads
    the current texts of all of them with one capped remote command).
 3. During apply, per run of consecutive changes of this kind: ``begin``, then
-   ``apply`` for each change, then ``finish``; then ``observe`` again for the
-   applied ids; a resource that still differs is a failure.
+   ``apply`` for each change, then the file work the applies queued in
+   ``ctx.writes`` is sent as one request (a queued item that fails fails its own
+   change only), then ``finish``; then ``observe`` again for the applied ids; a
+   resource that still differs is a failure.
+
+``observe`` calls of all kinds run in parallel threads and their requests to the
+host are merged into batches (``reconciler.transport.coalesce``), so a provider
+just calls its transport; it should make few calls in a row (each is a round).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from reconciler.interpolate import reveal
 from reconciler.plan import Action, Change, FieldChange
 from reconciler.sensitive import KnownAfterApply, Sensitive
 from reconciler.transport.base import Transport
+from reconciler.writebatch import WriteBatch
 
 State = dict[str, Any]
 """A resource's state as plain data: what the spec wants, or what the host has."""
@@ -88,6 +96,9 @@ class HostContext:
     applied: set[str] = field(default_factory=set)
     # Free-form per-run scratch space for providers (e.g. "a daemon-reload is due").
     scratch: dict[str, Any] = field(default_factory=dict)
+    # File work queued by ``apply`` and sent by the engine as one request after the
+    # run's last ``apply``, before ``finish`` (see reconciler.writebatch).
+    writes: WriteBatch = field(default_factory=WriteBatch)
 
     def reveal(self, text: str) -> str | Sensitive | KnownAfterApply:
         """Resolve ``${secret:NAME}`` in text; see interpolate.reveal."""

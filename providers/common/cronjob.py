@@ -35,7 +35,9 @@ from typing import Any
 
 from croniter import croniter
 
+from reconciler.errors import ApplyError
 from reconciler.provider import HostContext, Issue, State
+from reconciler.transport.ops import FileWrite
 
 SCRIPT_DIR = "/usr/local/lib/reconciler"
 CRON_DIR = "/etc/cron.d"
@@ -181,12 +183,18 @@ class CronJob:
 
     def install(self, ctx: HostContext, script: str, schedule: str) -> None:
         """Script first, then the entry, so cron never runs a missing or stale script."""
-        ctx.transport.write_file(self.script_path, script.encode(), mode=SCRIPT_MODE)
-        ctx.transport.write_file(self.cron_path, self.render_cron(schedule).encode(), mode=CRON_MODE)
+        errors = ctx.transport.write_files([
+            FileWrite(self.script_path, script.encode(), SCRIPT_MODE),
+            FileWrite(self.cron_path, self.render_cron(schedule).encode(), CRON_MODE, after=0)])
+        problems = [e for e in errors if e is not None]
+        if problems:
+            raise ApplyError("; ".join(problems))
 
     def remove(self, ctx: HostContext) -> None:
         """Entry first, then the script. What the job produced (backups) stays."""
-        ctx.transport.run(["rm", "-f", "--", self.cron_path, self.script_path])
+        problems = [e for e in ctx.transport.remove([self.cron_path, self.script_path]) if e is not None]
+        if problems:
+            raise ApplyError("; ".join(problems))
 
 
 # Prints what is installed for one job, as TAB-separated lines after `@job<TAB>NAME`:

@@ -67,7 +67,7 @@ def test_secret_value_never_appears(fresh_host: TestHost, tmp_path: Path) -> Non
         "path": "/etc/vault/broken.env", "content": "X=${secret:db_password}\n", "owner": "nosuchuser"}]}
     write_spec(spec, {"web": host}, failing)
     broken = reconcile("apply", spec, *LOUD, check_code=1)
-    assert "chown: invalid user: 'nosuchuser:root'" in broken.stdout
+    assert "/etc/vault/broken.env: unknown user 'nosuchuser'" in broken.stdout
     outputs.append(broken)
     outputs.append(reconcile("apply", spec, "--output", "json", *LOUD, check_code=1))
     write_spec(spec, {"web": host}, RESOURCES)
