@@ -2,9 +2,9 @@
 
 A provider MUST define ``kind``, ``model``, ``resource_id``, ``desired``,
 ``observe`` and ``apply``; it MAY override ``validate``, ``requires``,
-``compare``, ``action_for``, ``begin``, ``finish``, ``unmanaged`` and
-``secret_values``. Providers return data and raise ``ApplyError`` /
-``CommandFailed``; they never print.
+``compare``, ``action_for``, ``begin``, ``finish``, ``unmanaged``,
+``secret_values`` and ``published`` (with ``published_fields``). Providers return
+data and raise ``ApplyError`` / ``CommandFailed``; they never print.
 
 The engine calls, per host:
 1. ``observe(ctx, ids)`` once, for every id in the spec *and* every owned id that
@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from reconciler.diffing import diff_states
 from reconciler.errors import ReconcilerError
-from reconciler.interpolate import reveal
+from reconciler.interpolate import PublishedLookup, reveal
 from reconciler.plan import Action, Change, FieldChange
 from reconciler.sensitive import KnownAfterApply, Sensitive
 from reconciler.transport.base import Transport
@@ -84,10 +84,13 @@ class HostContext:
     applied: set[str] = field(default_factory=set)
     # Free-form per-run scratch space for providers (e.g. "a daemon-reload is due").
     scratch: dict[str, Any] = field(default_factory=dict)
+    # Resolves ${published:HOST/KIND:ID/FIELD}; the engine sets it (None: such values
+    # are known after apply).
+    published: PublishedLookup | None = None
 
     def reveal(self, text: str) -> str | Sensitive | KnownAfterApply:
-        """Resolve ``${secret:NAME}`` in text; see interpolate.reveal."""
-        return reveal(text, self.secrets.get)
+        """Resolve ``${secret:NAME}`` and ``${published:...}`` in text; see interpolate.reveal."""
+        return reveal(text, self.secrets.get, self.published)
 
 
 @dataclass
@@ -115,6 +118,10 @@ class Provider(Generic[R]):
     replace_fields: ClassVar[frozenset[str]] = frozenset()
     """Fields whose change forces delete-then-create; ``{"*"}`` means every field."""
     description: ClassVar[str] = ""
+    published_fields: ClassVar[frozenset[str]] = frozenset()
+    """Fields other resources may reference as ``${published:HOST/KIND:ID/FIELD}``
+    (``published`` returns their values). Public values only, never secrets: they are
+    written into other hosts' files and shown in plans."""
 
     # --- identity and offline validation -------------------------------------------
     def resource_id(self, resource: R) -> str:
@@ -152,6 +159,11 @@ class Provider(Generic[R]):
     def unmanaged(self, ctx: HostContext, observed: Mapping[str, State | None]) -> list[str]:
         """Objects of this kind on the host that the reconciler does not own (shown, never touched)."""
         return []
+
+    def published(self, rid: str, state: State | None) -> dict[str, str]:
+        """The ``published_fields`` of one observed resource that exist (``state`` as
+        ``observe`` returned it; None when absent)."""
+        return {}
 
     def secret_values(self, observed: Mapping[str, State | None]) -> dict[str, Sensitive]:
         """For providers with ``provides_secrets``: secret name -> value, from observed state."""

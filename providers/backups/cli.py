@@ -30,7 +30,8 @@ from reconciler.provider import HostContext
 from reconciler.spec import LoadedSpec
 from reconciler.transport.base import CommandResult, Transport
 
-from .provider import Backup, BackupsProvider, job_for, render_script
+from .model import Backup
+from .provider import BackupsProvider, job_for, render_script
 
 
 class BackupCommandError(ReconcilerError):
