@@ -269,7 +269,7 @@ offsite_prune() {  # $1: the copy just sent (never pruned)
   [ -n "$t_days$t_count" ] || return 0
   offsite_list >"$work/copies" || { t_err="cannot list the copies on the target"; return 1; }
   now=$(date +%s); n=0; newest=; set --
-  for copy in $(grep -v '\.sha256$' "$work/copies" | sort -r); do
+  for copy in $(grep -v "[.]sha256\$" "$work/copies" | sort -r); do
     n=$((n + 1))
     if [ -z "$newest" ]; then newest=$copy; continue; fi
     [ "$copy" != "$t_sent" ] || continue
@@ -279,7 +279,7 @@ offsite_prune() {  # $1: the copy just sent (never pruned)
     [ -z "$over" ] || set -- "$@" "--include=/$copy" "--include=/$copy.sha256"
   done
   # Checksums whose copy is gone go too.
-  for sum in $(grep '\.sha256$' "$work/copies"); do
+  for sum in $(grep "[.]sha256\$" "$work/copies"); do
     grep -qxF -- "${sum%.sha256}" "$work/copies" || set -- "$@" "--include=/$sum"
   done
   [ "$#" -gt 0 ] || return 0
@@ -333,7 +333,7 @@ offsite_all() {  # $1: the backup to copy; exit status 1 when any target failed
     if offsite_one "$1"; then
       record "offsite-$t_name" ok "$t_sent" "copied to $t_user@$t_addr and verified"
     else
-      note "offsite copy to $t_name ($t_user@$t_addr) FAILED: $t_err; the local backup $DEST/$1 is kept"
+      note "offsite copy to $t_name ($t_user@$t_addr) FAILED: $t_err; the backup $DEST/$1 stays here"
       record "offsite-$t_name" failed "$1" "$t_err"
       failed=1
     fi
