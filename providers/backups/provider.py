@@ -116,7 +116,7 @@ def drill_tables(verify: Verify) -> list[str]:
 
 def _offsite_line(target: OffsiteTarget) -> str:
     days, count = target.keep.days, target.keep.count
-    return "\t".join([target.name, target.address, str(target.port), target.user,
+    return "|".join([target.name, target.address, str(target.port), target.user,
                       "" if days is None else str(days), "" if count is None else str(count),
                       " ".join(target.encrypt_to), target.host_key or ""])
 

@@ -129,7 +129,7 @@ do_check() {
   if [ -n "$OFFSITE" ]; then
     need rsync "install the rsync package"
     need ssh "install the openssh-client package"
-    case $OFFSITE in *"${TAB}age1"*) need age "install the age package" ;; esac
+    case $OFFSITE in *"|age1"*) need age "install the age package" ;; esac
   fi
   return $missing
 }
@@ -327,7 +327,8 @@ offsite_all() {  # $1: the backup to copy; exit status 1 when any target failed
   [ -n "$work" ] || { trap cleanup EXIT; trap 'exit 1' HUP INT TERM; work=$(mktemp -d) || return 1; }
   mkdir -p -- "$STATUS_DIR" || return 1
   failed=0
-  while IFS="$TAB" read -r t_name t_addr t_port t_user t_days t_count t_rcpt t_hostkey; do
+  # '|'-separated: a TAB is IFS white space, where empty fields (no keep.days) would collapse.
+  while IFS='|' read -r t_name t_addr t_port t_user t_days t_count t_rcpt t_hostkey; do
     [ -n "$t_name" ] || continue
     stage=$(mktemp -d "$DEST/.offsite.XXXXXX") || { failed=1; continue; }
     if offsite_one "$1"; then
