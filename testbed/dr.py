@@ -20,7 +20,7 @@ from testbed.hosts import TestHost
 from testbed.servqr import copy_spec
 from testbed.util import REPO_ROOT
 
-OFFSITE_EXAMPLE = REPO_ROOT / "examples" / "servqr-offsite"
+OFFSITE_EXAMPLE = REPO_ROOT / "examples" / "servqr-offsite" / "specs-servqr"
 ROWS = [(1, "printer jam on floor 2"), (2, "QR code label faded"), (3, "badge reader offline")]
 
 

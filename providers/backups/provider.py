@@ -115,6 +115,15 @@ def drill_tables(verify: Verify) -> list[str]:
 
 
 def _offsite_line(target: OffsiteTarget) -> str:
+    """One target as the script reads it ('|'-separated). Values that came from host
+    variables are checked here, as validation saw only their references."""
+    problems = [f"address {target.address!r}" for _ in [0] if not _ADDRESS.match(target.address)]
+    problems += [f"encrypt_to {r!r}" for r in target.encrypt_to if not _AGE_RECIPIENT.match(r)]
+    if target.host_key is not None and not _HOST_KEY.match(target.host_key):
+        problems.append(f"host_key {target.host_key!r}")
+    if problems:
+        raise ApplyError(f"offsite target {target.name}: invalid {', '.join(problems)} (after substituting "
+                         "the host's variables)")
     days, count = target.keep.days, target.keep.count
     return "|".join([target.name, target.address, str(target.port), target.user,
                       "" if days is None else str(days), "" if count is None else str(count),
@@ -220,6 +229,12 @@ def _within(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
+def _templated(value: str) -> bool:
+    """A host variable's reference: substituted per host after validation, so the
+    value is checked when the script is rendered (``_offsite_line``)."""
+    return "${" in value
+
+
 def _validate_offsite(resource: Backup) -> list[Issue]:
     issues: list[Issue] = []
     names = [t.name for t in resource.offsite]
@@ -228,15 +243,16 @@ def _validate_offsite(resource: Backup) -> list[Issue]:
         issues += [Issue((*at, "name"), x.message) for x in check_job_name(target.name)]
         if names.count(target.name) > 1:
             issues.append(Issue((*at, "name"), f"two offsite targets are named {target.name!r}"))
-        if not _ADDRESS.match(target.address):
+        if not _templated(target.address) and not _ADDRESS.match(target.address):
             issues.append(Issue((*at, "address"), f"{target.address!r} is not a host name or IP address"))
         issues += [Issue((*at, "user"), x.message) for x in check_account(target.user, "user")]
         issues += [Issue((*at, "path"), x.message) for x in check_path(target.path)]
-        if target.host_key is not None and not _HOST_KEY.match(target.host_key):
+        if target.host_key is not None and not _templated(target.host_key) and not _HOST_KEY.match(
+                target.host_key):
             issues.append(Issue((*at, "host_key"), "expected an OpenSSH public key line such as "
                                                    "'ssh-ed25519 AAAA...' (type and key, no host name)"))
         for j, recipient in enumerate(target.encrypt_to):
-            if not _AGE_RECIPIENT.match(recipient):
+            if not _templated(recipient) and not _AGE_RECIPIENT.match(recipient):
                 issues.append(Issue((*at, "encrypt_to", j), f"{recipient!r} is not an age recipient "
                                                             "(age1..., as `age-keygen -y` prints it)"))
         if target.keep.days is None and target.keep.count is None:
