@@ -173,9 +173,10 @@ def _targets(spec: LoadedSpec, name: str, hosts: list[str] | None) -> list[Targe
     return targets
 
 
-def _echo(result: CommandResult) -> None:
+def _echo(result: CommandResult, *, out_to_stderr: bool = False) -> None:
+    """The script's output; with ``out_to_stderr`` its stdout too (a JSON report owns stdout)."""
     if result.out:
-        sys.stdout.write(result.out)
+        (sys.stderr if out_to_stderr else sys.stdout).write(result.out)
     if result.err:
         sys.stderr.write(result.err)
 
@@ -397,7 +398,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
     with connect(spec, args.host) as transport:
         recovery.place_backup(transport, target.backup, copy, data)
         result = _run_rendered(transport, target.backup, "restore", copy.backup)
-        _echo(result)
+        _echo(result, out_to_stderr=args.output == "json")
         if not result.ok:
             raise BackupCommandError(f"restoring {copy.backup} on host {args.host} failed (exit "
                                      f"{result.exit_code})")
