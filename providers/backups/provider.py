@@ -174,7 +174,9 @@ for name in "$@"; do
     [ -f "$f" ] || continue
     what=${f##*/}; what=${what#"$name".}
     case $what in backup|drill|offsite-*) ;; *) continue ;; esac
-    while IFS="$tab" read -r key value; do printf 'status\t%s\t%s\t%s\n' "$what" "$key" "$value"; done <"$f"
+    # tr: a carriage return (ssh ends its errors with one) would split the line when read.
+    while IFS="$tab" read -r key value; do printf 'status\t%s\t%s\t%s\n' "$what" "$key" "$value"; done <"$f" \
+      | tr -d '\r\v\f'
   done
 done
 exit 0

@@ -112,7 +112,7 @@ record() {
   mkdir -p -- "$STATUS_DIR" 2>/dev/null || return 0
   rtmp=$STATUS_DIR/.$NAME.$1.tmp
   { printf 'result\t%s\ntime\t%s\nfile\t%s\n' "$2" "$(date +%s)" "$3"
-    printf 'message\t%s\n' "$(printf '%s' "$4" | tr '\t\n' '  ')"; } >"$rtmp" 2>/dev/null \
+    printf 'message\t%s\n' "$(printf '%s' "$4" | tr '\t\r\n' '   ')"; } >"$rtmp" 2>/dev/null \
     && mv -f -- "$rtmp" "$STATUS_DIR/$NAME.$1" 2>/dev/null || rm -f -- "$rtmp"
 }
 
@@ -233,10 +233,11 @@ do_run() {
   mv -f -- "$tmp" "$DEST/$file" || fail "cannot rename the backup into place"
   tmp=
   sync -- "$DEST" 2>/dev/null || sync
-  say "wrote $DEST/$file ($(stat -c %s -- "$DEST/$file") bytes, sha256 $sum)"
+  written="$(stat -c %s -- "$DEST/$file") bytes, sha256 $sum"
+  say "wrote $DEST/$file ($written)"
   logger -t reconciler-backup -- "$NAME: wrote $DEST/$file" 2>/dev/null || true
   prune "$file"
-  record backup ok "$file" "$(stat -c %s -- "$DEST/$file") bytes, sha256 $sum"
+  record backup ok "$file" "$written"
   recording=
   [ -z "$OFFSITE" ] || offsite_all "$file" || exit 3
 }
@@ -310,11 +311,11 @@ offsite_one() {  # $1: backup file in DEST; the target in t_* variables
     touch -r "$DEST/$f" -- "$src" "$sum_file"
   fi
   rsync_t --times -- "$src" "$sum_file" "$t_user@$t_addr:" 2>"$work/rsync" \
-    || { t_err="rsync failed: $(tail -c 400 "$work/rsync" | tr '\n' ' ')"; return 1; }
+    || { t_err="rsync failed: $(tail -c 400 "$work/rsync" | tr '\r\n' '  ')"; return 1; }
   # The target recomputes the stored copy's checksum; any itemized line is a difference.
   rsync_t --dry-run --checksum --times --itemize-changes -- "$src" "$sum_file" "$t_user@$t_addr:" \
     >"$work/check" 2>"$work/rsync" \
-    || { t_err="checking the copy failed: $(tail -c 400 "$work/rsync" | tr '\n' ' ')"; return 1; }
+    || { t_err="checking the copy failed: $(tail -c 400 "$work/rsync" | tr '\r\n' '  ')"; return 1; }
   [ ! -s "$work/check" ] || { t_err="the copy on the target does not match ($(head -c 200 "$work/check"))"; \
     return 1; }
   say "offsite $t_name: copied and verified $t_sent"
