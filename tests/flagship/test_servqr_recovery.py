@@ -2,7 +2,8 @@
 wrote; its backup is encrypted and copied to host B; host A is destroyed; on a
 fresh host C, `reconcile backup recover` converges the spec, brings the copy back
 from B, decrypts it here, restores it and runs the health checks. The rows are back,
-the seed's health checks pass, and C's next backup reaches B with C's own key."""
+the seed's health checks pass, C's next backup reaches B with C's own key, and the
+offsite copy passes a restore drill."""
 
 from __future__ import annotations
 
@@ -79,6 +80,11 @@ def test_servqr_is_recovered_onto_a_fresh_host_from_the_offsite_copy(
         again = reconcile("backup", "run", "servqr-backup", spec, check_code=0, timeout=600)
         assert "offsite offsite: copied and verified" in again.stdout, again.stdout + again.stderr
         reconcile("plan", spec, "--detailed-exitcode", check_code=0)
+
+        # The offsite copy itself passes a restore drill (brought back and decrypted here).
+        drill = reconcile("backup", "verify", "servqr-backup", spec, "--from-offsite", "offsite",
+                          "--identity", identity_file, check_code=0, timeout=900)
+        assert "drill ok: servqr-backup-" in drill.stdout, drill.stdout + drill.stderr
     finally:
         for host in (host_a, host_b, host_c):
             if host is not None:
