@@ -4,8 +4,12 @@ variable substitution, resolved by reveal through the engine's lookup, pending
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from reconciler.engine import Engine, host_dependencies
 from reconciler.interpolate import PublishedRef, parse_published, references, reveal, substitute_vars
 from reconciler.sensitive import KNOWN_AFTER_APPLY, Sensitive
+from reconciler.spec import load_spec
 
 
 def test_parse_splits_host_address_and_field() -> None:
@@ -39,3 +43,21 @@ def test_reveal_resolves_or_is_pending() -> None:
     assert reveal(text, lambda _n: None, None) is KNOWN_AFTER_APPLY
     mixed = reveal(text + " ${secret:pw}", lambda _n: Sensitive("hunter22"), lookup)
     assert isinstance(mixed, Sensitive)
+
+
+def test_hosts_that_reference_others_come_after_them(tmp_path: Path) -> None:
+    (tmp_path / "spec.yaml").write_text("""\
+hosts:
+  vault: {connect: local}
+  db: {connect: local}
+  web: {connect: local}
+backups:
+  - {name: nightly, hosts: [db], schedule: "@daily", source: {paths: [/srv]}, destination: /var/b,
+     keep: {count: 2}}
+files:
+  - {path: /etc/k, hosts: [vault], content: "${published:db/backups:nightly/public_key}"}
+""")
+    spec, diags = load_spec(str(tmp_path / "spec.yaml"))
+    assert spec is not None, [str(d) for d in diags.sorted()]
+    assert host_dependencies(spec) == {"vault": {"db"}, "db": set(), "web": set()}
+    assert Engine(spec)._dependency_order(["vault", "db", "web"]) == ["db", "vault", "web"]
