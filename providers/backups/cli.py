@@ -11,7 +11,6 @@
   (default: the newest), refuses one whose checksum does not verify, and restores
   a database dump in one transaction (``--into`` names another database, created
   when missing) or extracts a tarball (``--into`` names a directory, default ``/``).
-
 * ``offsite NAME [SPEC]`` copies the newest good backup to the offsite targets now
   (what ``run`` does after each backup); exit 1 when a copy failed.
 * ``verify NAME [SPEC]`` runs the restore drill of the newest backup on its host:
