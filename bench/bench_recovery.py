@@ -101,7 +101,8 @@ def main() -> int:
         finally:
             cleanup_session()
     print("Phases (as `reconcile backup recover` reported them):")
-    print(proc.stderr.rstrip())
+    # The engine's per-change log lines (JSON, as stderr is not a terminal) are left out.
+    print("\n".join(line for line in proc.stderr.splitlines() if not line.startswith("{")))
     print()
     print(f"recovery time (RTO achieved): {wall:.1f} s wall ({result['recovery_seconds']} s measured by the "
           f"command); target <= {TARGET_SECONDS:.0f} s on the test bed, seed's RTO 3600 s")
