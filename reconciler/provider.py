@@ -3,10 +3,10 @@
 A provider MUST define ``kind``, ``model``, ``resource_id``, ``desired``,
 ``observe`` and ``apply``; it MAY override ``validate``, ``requires``,
 ``compare``, ``action_for``, ``begin``, ``finish``, ``unmanaged``,
-``secret_values`` and ``refusal``, and declare ``text_fields`` (with
-``desired_text`` and ``text_path``) and ``internal_fields`` so plans show texts
-as diffs and bookkeeping fields in words. Providers return data and raise
-``ApplyError`` / ``CommandFailed``; they never print.
+``secret_values``, ``published`` (with ``published_fields``) and ``refusal``, and
+declare ``text_fields`` (with ``desired_text`` and ``text_path``) and
+``internal_fields`` so plans show texts as diffs and bookkeeping fields in words.
+Providers return data and raise ``ApplyError`` / ``CommandFailed``; they never print.
 
 The engine calls, per host:
 1. ``observe(ctx, ids)`` for every id in the spec, and once more for the owned ids
@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from reconciler.diffing import diff_states
 from reconciler.errors import ReconcilerError
-from reconciler.interpolate import reveal
+from reconciler.interpolate import PublishedLookup, reveal
 from reconciler.plan import Action, Change, FieldChange
 from reconciler.sensitive import KnownAfterApply, Sensitive
 from reconciler.transport.base import Transport
@@ -99,10 +99,13 @@ class HostContext:
     # File work queued by ``apply`` and sent by the engine as one request after the
     # run's last ``apply``, before ``finish`` (see reconciler.writebatch).
     writes: WriteBatch = field(default_factory=WriteBatch)
+    # Resolves ${published:HOST/KIND:ID/FIELD}; the engine sets it (None: such values
+    # are known after apply).
+    published: PublishedLookup | None = None
 
     def reveal(self, text: str) -> str | Sensitive | KnownAfterApply:
-        """Resolve ``${secret:NAME}`` in text; see interpolate.reveal."""
-        return reveal(text, self.secrets.get)
+        """Resolve ``${secret:NAME}`` and ``${published:...}`` in text; see interpolate.reveal."""
+        return reveal(text, self.secrets.get, self.published)
 
 
 @dataclass
@@ -143,6 +146,10 @@ class Provider(Generic[R]):
     """Bookkeeping fields of the state that the user does not write (a pending
     daemon-reload), mapped to what a change of one means in the user's words;
     ``{old}`` stands for the observed value. Plans show the words, not the field."""
+    published_fields: ClassVar[frozenset[str]] = frozenset()
+    """Fields other resources may reference as ``${published:HOST/KIND:ID/FIELD}``
+    (``published`` returns their values). Public values only, never secrets: they are
+    written into other hosts' files and shown in plans."""
 
     # --- identity and offline validation -------------------------------------------
     def resource_id(self, resource: R) -> str:
@@ -180,6 +187,11 @@ class Provider(Generic[R]):
     def unmanaged(self, ctx: HostContext, observed: Mapping[str, State | None]) -> list[str]:
         """Objects of this kind on the host that the reconciler does not own (shown, never touched)."""
         return []
+
+    def published(self, rid: str, state: State | None) -> dict[str, str]:
+        """The ``published_fields`` of one observed resource that exist (``state`` as
+        ``observe`` returned it; None when absent)."""
+        return {}
 
     def secret_values(self, observed: Mapping[str, State | None]) -> dict[str, Sensitive]:
         """For providers with ``provides_secrets``: secret name -> value, from observed state."""

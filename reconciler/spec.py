@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from reconciler.diagnostics import Diagnostic, Diagnostics, SourcePos, format_path
-from reconciler.interpolate import NAME, references, substitute_vars, walk_strings
+from reconciler.interpolate import NAME, parse_published, references, substitute_vars, walk_strings
 from reconciler.provider import Provider, Resource, load_providers
 from reconciler.transport.sshconfig import SSHSettingsError, jump_list, parse_jump
 from reconciler.yamlpos import Path as YPath
@@ -692,6 +692,12 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
                         diags.error(f"unresolved variable ${{{ref.name}}} on host(s) {', '.join(missing)}",
                                     field_path=fp, pos=pos,
                                     hint="define it under hosts.NAME.vars or top-level vars")
+                elif ref.kind == "published":
+                    problem = _published_problem(spec, ref.name, invalid)
+                    if problem:
+                        diags.error(problem, field_path=fp, pos=pos,
+                                    hint="write ${published:HOST/KIND:ID/FIELD}, e.g. "
+                                         "${published:db/backups:nightly/public_key}")
                 elif not any(invalid(f"{k}:{ref.name}") for k, p in spec.providers.items()
                              if p.provides_secrets):
                     for h in targets:
@@ -708,6 +714,27 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
             diags.error(f"{address} is defined twice (also at {first.pos})", field_path=second.field_path,
                         pos=second.pos, hint="give each a distinct id, or limit them to different hosts")
     _check_cycles(spec, diags)
+
+
+def _published_problem(spec: LoadedSpec, name: str, invalid: Callable[[str], bool]) -> str | None:
+    """Why ``${published:NAME}`` names nothing, or None when it names a published field."""
+    ref = parse_published(name)
+    if ref is None:
+        return f"${{published:{name}}}: expected HOST/KIND:ID/FIELD"
+    if ref.host not in spec.hosts:
+        return f"{ref}: unknown host {ref.host!r}; hosts are {', '.join(sorted(spec.hosts))}"
+    if invalid(ref.address):
+        return None  # reported where it is declared
+    entry = spec.by_address.get(ref.address)
+    if entry is None:
+        return f"{ref}: the spec does not define {ref.address}"
+    if not spec.applies_to(entry, ref.host):
+        return f"{ref}: {ref.address} does not apply to host {ref.host}"
+    fields = spec.providers[entry.kind].published_fields
+    if ref.field not in fields:
+        offered = ", ".join(sorted(fields)) if fields else "none"
+        return f"{ref}: {entry.kind} publishes no field {ref.field!r} (it publishes: {offered})"
+    return None
 
 
 def _check_cycles(spec: LoadedSpec, diags: Diagnostics) -> None:
