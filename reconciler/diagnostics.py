@@ -87,7 +87,8 @@ class Diagnostics:
             self.items.append(diagnostic)
             return
         self.left_out += 1
-        note = Diagnostic(f"{self.left_out} more diagnostic(s) left out; the first {MAX_DIAGNOSTICS} are shown")
+        note = Diagnostic(f"{self.left_out} more diagnostic(s) left out; "
+                          f"the first {MAX_DIAGNOSTICS} are shown")
         if self.left_out == 1:
             self.items.append(note)
         else:

@@ -489,9 +489,17 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
                 res = provider.model.model_validate(item)
             except ValidationError as exc:
                 unvalidated.add(_address_of_invalid(provider, item))
+                # A value YAML could not construct is None here: checks of the whole
+                # resource ("set content or template") would blame the wrong thing.
+                holds_broken = bool(broken) and any(
+                    v in broken for p, v in positions.items() if p[:len(loc)] == loc)
                 for err in exc.errors():
                     full = (*loc, *_clean_loc(err["loc"]))
+                    if holds_broken and full == loc:
+                        continue
                     report(err, full, _shown_path(full, file_index))
+                if holds_broken:
+                    continue
                 # The fields that are fine may hide more mistakes (a model check, the
                 # provider's own validate): look at the item without the broken fields.
                 for full, message in _mistakes_beside(provider, item, exc, loc):
@@ -513,7 +521,8 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
 
     spec = LoadedSpec(str(root), digest.hexdigest(), hosts, global_vars, entries, providers, positions,
                       root=str(spec_root), _host_vars=host_vars)
-    _check_semantics(spec, diags, check_refs=bool(hosts), unvalidated=frozenset(unvalidated))
+    _check_semantics(spec, diags, check_refs=bool(hosts), unvalidated=frozenset(unvalidated),
+                     oversized=frozenset(budget.refused))
     if diags.has_errors():
         return None, diags
     spec.warnings = diags.warnings
@@ -556,31 +565,31 @@ def _mistakes_beside(provider: Provider[Any], item: Any, exc: ValidationError,
     refused = {err["loc"][0] for err in exc.errors() if err["loc"] and isinstance(err["loc"][0], str)}
     if any(err["type"] == "missing" for err in exc.errors()):
         return []
-    if not refused:
-        # Only checks of the whole resource failed, so every field is valid on its own:
-        # the provider's checks of single fields still apply.
-        try:
-            issues = provider.validate(provider.model.model_construct(**item))
-        except Exception:  # nested models are left as mappings by model_construct
-            return []
-        return [((*loc, *i.path), i.message) for i in issues if i.path and not i.warning]
     rest = {k: v for k, v in item.items() if k not in refused}
     # A check of the whole resource (no field path) may relate a left-out field to
     # others ("set exactly one of content or template"); it is only trusted when the
     # left-out fields were unknown keys, whose absence changes nothing.
     whole_ok = all(err["type"] == "extra_forbidden" for err in exc.errors())
     found: list[tuple[tuple[str | int, ...], str]] = []
-    try:
-        res = provider.model.model_validate(rest)
-    except ValidationError as again:
-        for err in again.errors():
-            where = _clean_loc(err["loc"])
-            if err["type"] != "missing" and (where[0] not in refused if where else whole_ok):
-                found.append(((*loc, *where), _message(err, provider.model, where)))
-        return found
+    res: Resource | None = None
+    if refused:
+        try:
+            res = provider.model.model_validate(rest)
+        except ValidationError as again:
+            for err in again.errors():
+                where = _clean_loc(err["loc"])
+                if err["type"] != "missing" and (where[0] not in refused if where else whole_ok):
+                    found.append(((*loc, *where), _message(err, provider.model, where)))
+            if any(_clean_loc(err["loc"]) for err in again.errors()):
+                return found
+    if res is None:
+        # Only checks of the whole resource fail, so every remaining field is valid on
+        # its own: the provider's checks of single fields still apply.
+        res = provider.model.model_construct(**rest)
+        whole_ok = False
     try:
         issues = provider.validate(res)
-    except Exception:  # the provider was not written for a half-valid resource
+    except Exception:  # not written for a half-valid resource (model_construct keeps mappings)
         return found
     for issue in issues:
         if not issue.warning and (issue.path[0] not in refused if issue.path else whole_ok):
@@ -598,11 +607,13 @@ def _address_of_invalid(provider: Provider[Any], item: Any) -> str:
 
 
 def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool = True,
-                     unvalidated: frozenset[str] = frozenset()) -> None:
+                     unvalidated: frozenset[str] = frozenset(),
+                     oversized: frozenset[tuple[str | int, ...]] = frozenset()) -> None:
     """Checks across resources: hosts, dependencies, references, duplicates, cycles.
     ``unvalidated`` holds the addresses (``kind:*`` when the id is unknown) of resources
     that failed validation, so are missing from ``spec.entries``; references to them
-    are not reported."""
+    are not reported. ``oversized``: paths whose top-level substitution was refused
+    (reported already)."""
 
     def invalid(address: str) -> bool:
         return address in unvalidated or f"{address.partition(':')[0]}:*" in unvalidated
@@ -618,6 +629,16 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
 
     seen: dict[tuple[str, str], list[ResourceEntry]] = {}
     budgets: dict[str, SizeBudget] = {}  # per host: what substituting its variables will build
+    undefined: dict[tuple[str, str], list[str]] = {}
+
+    def undefined_inside(host: str, var: str) -> list[str]:
+        """Variables the value of ``var`` refers to that ``host`` does not define."""
+        if (host, var) not in undefined:
+            known = spec.host_vars(host)
+            undefined[(host, var)] = sorted({r.name for r in references(known[var])
+                                             if r.kind == "var" and r.name not in known})
+        return undefined[(host, var)]
+
     for entry in spec.entries:
         res = entry.resource
         loc: tuple[str | int, ...] = (entry.kind, entry.index) if entry.index >= 0 else (entry.kind,)
@@ -664,7 +685,7 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
 
         dumped = res.model_dump(mode="python")
         for sub_path, text in walk_strings(dumped):
-            for h in targets:
+            for h in targets if (*loc, *sub_path) not in oversized else ():
                 if not budgets.setdefault(h, SizeBudget()).allow(
                         substituted_length(text, spec.host_vars(h)), sub_path):
                     fp, pos = at(*sub_path)
@@ -672,7 +693,7 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
                                 f"{MAX_STRING_CHARS:,} characters (or {MAX_TOTAL_CHARS:,} for the host)",
                                 field_path=fp, pos=pos)
                     break
-            for ref in references(text):
+            for ref in dict.fromkeys(references(text)):
                 fp, pos = at(*sub_path)
                 if ref.kind == "var":
                     missing = [h for h in targets if ref.name not in spec.host_vars(h)]
@@ -682,8 +703,7 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
                                     hint="define it under hosts.NAME.vars or top-level vars")
                         continue
                     # A variable's own value may refer to one a host does not define.
-                    inner = {r.name: h for h in targets for r in references(spec.host_vars(h)[ref.name])
-                             if r.kind == "var" and r.name not in spec.host_vars(h)}
+                    inner = {name: h for h in targets for name in undefined_inside(h, ref.name)}
                     for name, h in inner.items():
                         diags.error(f"variable ${{{ref.name}}} refers to ${{{name}}}, which host {h} does "
                                     "not define", field_path=fp, pos=pos,
