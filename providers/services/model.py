@@ -20,6 +20,8 @@ from ..common.checks import check_account, check_path, check_port
 
 UNIT_DIR = "/etc/systemd/system"
 ENV_DIR = "/etc/reconciler/services"
+HEALTH_DIR = "/var/lib/reconciler/services"
+"""``NAME.unhealthy`` here: the service's last health check failed (see ServicesProvider)."""
 """Where the ``environment`` of a service is written (root-only: it may hold secrets)."""
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
@@ -184,6 +186,10 @@ class Service(Resource):
     @property
     def env_path(self) -> str:
         return f"{ENV_DIR}/{self.name}.env"
+
+    @property
+    def unhealthy_marker(self) -> str:
+        return f"{HEALTH_DIR}/{self.name}.unhealthy"
 
 
 def unit_reference(name: str) -> str:
