@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from testbed.hosts import TestHost
-from tests.controller.support import LocalRepo, files_yaml, read_history, read_status, run_once, ssh_hosts_yaml
+from tests.controller.support import (
+    LocalRepo,
+    files_yaml,
+    read_history,
+    read_status,
+    run_once,
+    ssh_hosts_yaml,
+)
 
 APP = "/srv/malformed/app.conf"
 BAD = "specs/bad.yaml"

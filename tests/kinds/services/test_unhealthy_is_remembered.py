@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from testbed.hosts import TestHost
-from tests.kinds.services.support import HOST_TIMEOUT, assert_no_changes, changes, plan_json, reconcile, write_spec
+from tests.kinds.services.support import (
+    HOST_TIMEOUT,
+    assert_no_changes,
+    changes,
+    plan_json,
+    reconcile,
+    write_spec,
+)
 
 pytestmark = pytest.mark.timeout(HOST_TIMEOUT)
 
