@@ -27,7 +27,8 @@ def test_a_stalled_request_is_closed_after_the_deadline() -> None:
 @pytest.mark.timeout(60)
 def test_a_stalled_body_is_closed_after_the_deadline() -> None:
     with serving(request_deadline=1.0) as server:
-        sock = raw_connection(server, b"POST /hooks/git HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+        request = b"POST /hooks/git HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc"
+        sock = raw_connection(server, request)
         data = sock.recv(4096)
         sock.close()
         assert data == b""

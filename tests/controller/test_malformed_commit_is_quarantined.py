@@ -40,14 +40,15 @@ CASES: dict[str, tuple[dict[str, str | bytes], str, str]] = {
     "deep_nesting": ({BAD: "vars:\n  deep: " + "[" * 5000 + "]" * 5000 + "\n"},
                      "nested more than 64 levels deep", "bad.yaml:2:"),
     "alias_bomb": ({BAD: laughs()}, "expands the document past 250,000 values", "bad.yaml:7:"),
-    "recursive_alias": ({BAD: "vars:\n  a: &me {b: *me}\n"}, "refers to a node that contains it", "bad.yaml:2:"),
+    "recursive_alias": ({BAD: "vars:\n  a: &me {b: *me}\n"}, "refers to a node that contains it",
+                        "bad.yaml:2:"),
     "odd_scalar": ({BAD: "files:\n  - {path: /srv/malformed/d, content: 2021-02-30}\n"},
                    "cannot read this timestamp", "bad.yaml:2:"),
     "port_out_of_range": ({BAD: "nginx_sites:\n  - name: a\n    locations:\n"
                                 "      - {path: /, proxy_pass: 'http://127.0.0.1:99999'}\n"},
                           "port 99999", "bad.yaml:4:"),
-    "path_spelling": ({BAD: "files:\n  - {path: /srv/malformed//x, content: x}\n"}, "write '/srv/malformed/x'",
-                      "bad.yaml:2:"),
+    "path_spelling": ({BAD: "files:\n  - {path: /srv/malformed//x, content: x}\n"},
+                      "write '/srv/malformed/x'", "bad.yaml:2:"),
     "variable_cycle": ({BAD: "vars:\n  a: ${b}\n  b: ${a}\n"}, "cycle", "bad.yaml:2:"),
     "non_utf8_template": ({BAD: "files:\n  - {path: /srv/malformed/t, template: t.tpl}\n",
                            "specs/t.tpl": b"caf\xe9\n"}, "is not UTF-8 text", "bad.yaml:2:"),
@@ -90,7 +91,8 @@ def test_each_malformed_commit_is_refused_and_quarantined(shared_host: TestHost,
         error = status["last_error"]
         assert error["cause"] == "spec", f"{case}: {error}"
         assert reason in error["message"], f"{case}: {error['message']}"
-        assert re.search(rf"^specs/{re.escape(where)}\d+: ", error["message"], re.MULTILINE), f"{case}: {error}"
+        at = re.search(rf"^specs/{re.escape(where)}\d+: ", error["message"], re.MULTILINE)
+        assert at, f"{case}: {error}"
         assert error["diagnostics"] and error["diagnostics"][0]["file"] == "specs/bad.yaml", case
 
         # Quarantined means never retried: another pass leaves it alone.

@@ -45,8 +45,8 @@ def test_a_failed_clone_names_the_repository_without_its_token(tmp_path: Path) -
 def test_status_history_and_logs_are_scrubbed(tmp_path: Path) -> None:
     load_config(None, {"repo": URL, "state_dir": str(tmp_path)})  # registers the token
     store = StateStore(tmp_path)
-    status = ControllerStatus(repo=URL, last_error=ErrorRecord("abc", "now", "fetch", f"cannot fetch {URL}: "
-                                                                                       f"token {TOKEN} refused"))
+    error = ErrorRecord("abc", "now", "fetch", f"cannot fetch {URL}: token {TOKEN} refused")
+    status = ControllerStatus(repo=URL, last_error=error)
     store.write_status(status)
     store.append_history({"revision": "abc", "error": f"git said {URL}"})
     on_disk = (tmp_path / "status.json").read_text() + (tmp_path / "history.jsonl").read_text()
@@ -67,9 +67,9 @@ def test_status_history_and_logs_are_scrubbed(tmp_path: Path) -> None:
 
 def test_the_unit_gets_no_credentials_and_the_env_file_does(tmp_path: Path) -> None:
     args = argparse.Namespace(config=None, repo=URL, branch=None, path="specs", interval=None,
-                              drift_interval=None, listen=None, webhook_secret_file=None, allowed_signers=None,
-                              gpg_home=None, drift_correction=None, health_grace=None, timezone=None,
-                              require_signed=None, watch_local=None, watch_events=None)
+                              drift_interval=None, listen=None, webhook_secret_file=None,
+                              allowed_signers=None, gpg_home=None, drift_correction=None, health_grace=None,
+                              timezone=None, require_signed=None, watch_local=None, watch_events=None)
     config = load_config(None, {"repo": URL, "state_dir": str(tmp_path), "path": "specs"})
     secrets = service_secrets(args, config, {"RECONCILER_WEBHOOK_SECRET": "hook-secret-1"})
     assert secrets == {"RECONCILER_REPO": URL, "RECONCILER_WEBHOOK_SECRET": "hook-secret-1"}

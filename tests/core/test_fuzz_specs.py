@@ -130,7 +130,8 @@ def mutated_data(draw: st.DrawFn) -> tuple[str, Any]:
         elif op == "delete":
             del parent[path[-1]]
         elif op == "add" and isinstance(parent, dict):
-            parent[draw(st.sampled_from(["colour", "hosts", "depends_on", "mode", "path", "extra"]))] = draw(VALUES)
+            key = draw(st.sampled_from(["colour", "hosts", "depends_on", "mode", "path", "extra"]))
+            parent[key] = draw(VALUES)
         elif op == "duplicate" and isinstance(parent, list):
             parent.append(copy.deepcopy(parent[path[-1]]))
     return name, data
@@ -147,13 +148,16 @@ TEXT_ODDITIES = {
     "alias_bomb": lambda text, n: text + _laughs(3 + n % 8),
     "recursive_alias": lambda text, _n: text + "loop: &me [a, *me]\n",
     "deep_flow": lambda text, n: text + "deep: " + "[" * (10 * n) + "]" * (10 * n) + "\n",
-    "deep_block": lambda text, n: text + "".join(f"{'  ' * i}k{i}:\n" for i in range(5 * n)) + "  " * 5 * n + "x\n",
-    "tags": lambda text, _n: text + "t1: !!binary zz=\nt2: !!timestamp 2021-02-30\nt3: !!python/object:os.system x\n",
+    "deep_block": lambda text, n: (text + "".join(f"{'  ' * i}k{i}:\n" for i in range(5 * n))
+                                   + "  " * 5 * n + "x\n"),
+    "tags": lambda text, _n: (text + "t1: !!binary zz=\nt2: !!timestamp 2021-02-30\n"
+                              "t3: !!python/object:os.system x\n"),
     "big_int": lambda text, n: text + "big: " + "9" * (1000 * n) + "\n",
     "duplicate_key": lambda text, _n: text + "vars: {}\n",
     "merge_key": lambda text, _n: text + "m: &m {a: 1}\nn: {<<: *m, <<: 5}\n",
     "two_documents": lambda text, _n: text + "---\nhosts: {}\n",
-    "control_char": lambda text, n: text[: n * 7 % max(len(text), 1)] + "\x07" + text[n * 7 % max(len(text), 1):],
+    "control_char": lambda text, n: (text[: n * 7 % max(len(text), 1)] + "\x07"
+                                     + text[n * 7 % max(len(text), 1):]),
     "tab_indent": lambda text, _n: text.replace("  ", "\t", 1),
     "truncated": lambda text, n: text[: len(text) * n // 12],
 }
@@ -212,7 +216,8 @@ class Workspace:
         self.git("init", "-q", "-b", "main")
         self.git("add", "-A")
         self.git("commit", "-q", "--allow-empty", "-m", "seeds")
-        self.source = GitSource(str(self.repo), "main", root / "state" / "repo.git", root / "state" / "worktrees")
+        state = root / "state"
+        self.source = GitSource(str(self.repo), "main", state / "repo.git", state / "worktrees")
 
     def git(self, *args: str) -> None:
         subprocess.run(["git", "-C", str(self.repo), "-c", "user.email=f@example.test", "-c", "user.name=f",

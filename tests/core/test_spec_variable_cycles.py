@@ -89,4 +89,5 @@ files:
     code, lines = validate(spec, monkeypatch, capsys)
     assert code == 1
     assert errors(lines) == ["spec.yaml:4:20: files[0].content: variable ${url} refers to ${domian}, which "
-                             "host web does not define (hint: define it under hosts.NAME.vars or top-level vars)"]
+                             "host web does not define (hint: define it under hosts.NAME.vars or top-level "
+                             "vars)"]

@@ -14,7 +14,8 @@ CASES = {
     "impossible_date": ("content: 2021-02-30", "x.yaml:4:14: YAML error: cannot read this timestamp: "
                                                "day is out of range for month"),
     "huge_integer": ("content: " + "9" * 5000, "x.yaml:4:14: YAML error: cannot read this int: Exceeds the "
-                                               "limit (4300 digits) for integer string conversion: value has 5000 digits"),
+                                               "limit (4300 digits) for integer string conversion: value has "
+                                               "5000 digits"),
     "bad_base64": ("content: !!binary zz=", "x.yaml:4:14: YAML error: cannot read this binary: failed to "
                                            "decode base64 data: Incorrect padding"),
     "tagged_int": ("content: !!int twelve", "x.yaml:4:14: YAML error: cannot read this int: invalid literal "
