@@ -84,6 +84,21 @@ class Resource(BaseModel):
                 return None
             path = path[:-1]
 
+    def spec_location(self, *path: str | int) -> str | None:
+        """``file:line:col`` of ``path`` inside this resource as an operator finds it:
+        the file relative to the spec root (the repository), or None when unknown."""
+        import os
+
+        pos = self.position(*path)
+        if pos is None:
+            return None
+        shown = pos.file
+        if self._spec_root:
+            absolute = os.path.abspath(pos.file)
+            if absolute.startswith(self._spec_root.rstrip(os.sep) + os.sep):
+                shown = os.path.relpath(absolute, self._spec_root)
+        return f"{shown}:{pos.line}:{pos.column}"
+
     def copy_private_from(self, other: Resource) -> None:
         """Keep where ``other`` came from (a copy made with substituted values)."""
         self._source_file = other._source_file
