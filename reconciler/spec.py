@@ -378,6 +378,10 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
                     hint=f"pass a spec file or directory, or set {ENV_SPEC}")
         return None, diags
     spec_root = find_spec_root(root)
+    if not is_inside(spec_root, root):
+        diags.error(f"spec path {str(root)!r} leads out of its repository ({spec_root}) through a symbolic "
+                    "link; it is not read")
+        return None, diags
     files = _spec_files(root)
     if not files:
         diags.error(f"no *.yaml files in {str(root)!r}")

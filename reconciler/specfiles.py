@@ -39,13 +39,18 @@ class SpecFileError(ReconcilerError):
 
 
 def find_spec_root(spec_path: str | os.PathLike[str]) -> Path:
-    """The directory a spec may read files from (see the module docstring)."""
-    path = Path(os.path.realpath(spec_path))
-    start = path if path.is_dir() else path.parent
+    """The directory a spec may read files from (see the module docstring), resolved.
+
+    The work tree is looked for along the path *as given* (not resolved), so a spec
+    directory that is a symbolic link committed into the repository still belongs to
+    that repository, and ``is_inside(root, spec_path)`` tells whether it leads out."""
+    lexical = Path(os.path.abspath(spec_path))
+    start = lexical if lexical.is_dir() else lexical.parent
     for candidate in [start, *start.parents]:
         if os.path.lexists(candidate / ".git"):
-            return candidate
-    return start
+            return Path(os.path.realpath(candidate))
+    real = Path(os.path.realpath(spec_path))
+    return real if real.is_dir() else real.parent
 
 
 def is_inside(root: Path, path: Path) -> bool:

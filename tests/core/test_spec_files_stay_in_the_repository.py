@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.cli import main
 from reconciler.specfiles import find_spec_root
 from tests.support.specs import LOCAL_HOSTS, errors, validate, write_files
 
@@ -84,3 +85,17 @@ def test_a_spec_file_linked_out_of_the_repository_is_refused_unread(
                              f"repository ({repo}); it is not read"]
     text = "\n".join(lines)
     assert SECRET not in text and "PATH=" not in text
+
+
+def test_a_spec_directory_linked_out_of_the_repository_is_refused(tmp_path: Path, outside: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The controller loads ``WORKTREE/specs``: a commit that makes ``specs`` a link to
+    /etc (or anywhere) must not make it read that directory's YAML files."""
+    repo = repo_with(tmp_path, {"README": "x"})
+    (repo / "specs").symlink_to(outside.parent)
+    (outside.parent / "x.yaml").write_text(f"hosts: {{web: {{connect: local}}}}\nvars: {{k: {SECRET}}}\n")
+    monkeypatch.chdir(repo)
+    assert main(["validate", "specs"]) == 1
+    err = capsys.readouterr().err
+    assert "leads out of its repository" in err and SECRET not in err
