@@ -1,7 +1,10 @@
 """``${var}`` and ``${secret:NAME}`` references in spec strings.
 
 Variables come from the host's ``vars`` (plus ``host``, the host's name) and
-are substituted before a provider sees a resource. Secret references are left
+are substituted before a provider sees a resource. A variable's value may refer to
+other variables (``resolve_variables``; a cycle is a spec error), and substitution
+is bounded (``SizeBudget``) so a short variable used many times cannot build
+gigabytes. Secret references are left
 in place until a provider asks for the real value with ``reveal``; the result
 is then a ``Sensitive`` string. ``$${`` escapes a literal ``${``.
 """
