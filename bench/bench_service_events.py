@@ -78,12 +78,16 @@ repo=$1; unit=$2; shift 2
 mkdir -p "$repo/specs" && cd "$repo"
 git init -q -b main && git config user.email bench@example.com && git config user.name bench
 printf 'hosts:\n  local:\n    connect: local\n' > specs/hosts.yaml
-printf 'services:\n  - name: %s\n    exec: ["/bin/sleep", "infinity"]\n' "${unit%.service}" > specs/services.yaml
+printf 'services:\n  - name: %s\n    exec: ["/bin/sleep", "infinity"]\n' "${unit%.service}" \
+  > specs/services.yaml
 git add -A && git commit -qm v0
 reconcile install-service --repo "$repo" --path specs "$@" >/dev/null
 for i in $(seq 1 600); do [ "$(systemctl is-active "$unit")" = active ] && break; sleep 0.1; done
 [ "$(systemctl is-active "$unit")" = active ] || {
-  echo "the first commit was not applied" >&2; journalctl -u reconciler-controller --no-pager | tail -20 >&2; exit 1; }
+  echo "the first commit was not applied" >&2
+  journalctl -u reconciler-controller --no-pager | tail -20 >&2
+  exit 1
+}
 # The event stream is up once the controller logged it.
 for i in $(seq 1 600); do
   journalctl -u reconciler-controller --no-pager -o cat | grep -q "watching systemd events" && exit 0
