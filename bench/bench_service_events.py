@@ -88,7 +88,12 @@ for i in $(seq 1 600); do [ "$(systemctl is-active "$unit")" = active ] && break
   journalctl -u reconciler-controller --no-pager | tail -20 >&2
   exit 1
 }
-# The event stream is up once the controller logged it.
+# The commit counts as applied after its health grace (30 s), during which a stopped
+# service would fail it; then the event stream is up once the controller logged it.
+for i in $(seq 1 900); do
+  reconcile status --output json | grep -q '"last_applied": {' && break
+  sleep 0.1
+done
 for i in $(seq 1 600); do
   journalctl -u reconciler-controller --no-pager -o cat | grep -q "watching systemd events" && exit 0
   [ "$#" -gt 0 ] && exit 0  # --no-watch-events: nothing to wait for
