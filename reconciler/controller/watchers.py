@@ -372,11 +372,11 @@ class ServiceEventsWatcher:
     def set_spec(self, spec: LoadedSpec) -> None:
         wanted: dict[str, tuple[Any, ...]] = {}
         units_of: dict[str, frozenset[str]] = {}
-        for name, host in spec.hosts.items():
+        for name in spec.hosts:
             units = managed_units(spec, name)
             if units:
                 units_of[name] = units
-                wanted[name] = (host.connect, host.identity_file, host.known_hosts, host.host_key, units)
+                wanted[name] = (transport_key(name, spec), units)
         for name in list(self._watchers):
             if wanted.get(name) != self._watchers[name][0]:
                 self._watchers.pop(name)[1].stop()
