@@ -13,6 +13,7 @@ import hashlib
 import heapq
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from reconciler.annotate import annotate
 from reconciler.errors import CommandFailed, LockBusy, ReconcilerError, TransportError
 from reconciler.interpolate import references, walk_strings
 from reconciler.inventory import LEGACY, Inventory
@@ -47,6 +49,9 @@ class RunOptions:
     revision: str = ""
     lock_wait: float = 60.0
     progress: ProgressFn | None = None
+    stop: threading.Event | None = None
+    """Set (by a Ctrl-C) to stop an apply: the change under way finishes, the rest are
+    reported as interrupted, the inventory is written and the host lock released."""
 
 
 def make_transport(name: str, spec: LoadedSpec) -> Transport:
@@ -184,6 +189,7 @@ class HostSession:
         for kind, provider in self.providers.items():
             self.plan.unmanaged.extend(provider.unmanaged(self.ctx, self.observed.get(kind, {})))
         self.planned = self._order(self.planned)
+        annotate(self.ctx, self.providers, [p.item for p in self.planned])
         self.plan.changes = [p.item.change for p in self.planned]
         self.plan.observed_digest = self._observed_digest()
         return self.plan
@@ -247,11 +253,18 @@ class HostSession:
         fields = provider.compare(desired, actual)
         if not fields:
             return None
-        reason = Reason.DRIFT if unchanged_spec() else Reason.SPEC_CHANGED
+        action = provider.action_for(fields)
+        if unchanged_spec():
+            reason = Reason.DRIFT
+        elif self.inventory.get(e.address) is not None:
+            reason = Reason.SPEC_CHANGED
+        else:
+            # Never applied: nothing changed the spec; it is new to this host.
+            reason = Reason.ABSENT if action is Action.CREATE else Reason.ADOPT
         if any(f.pending for f in fields) and self.options.replace & self._deps(e, self.resources[e.address]):
             # Not drift: it uses a value that --replace is about to regenerate.
             reason = Reason.REQUESTED
-        return Change(self.name, e.kind, e.id, provider.action_for(fields), tuple(fields), reason)
+        return Change(self.name, e.kind, e.id, action, tuple(fields), reason)
 
     def _plan_triggered(self, entries: list[ResourceEntry]) -> None:
         """An unchanged resource whose ``triggers`` include a planned change gets an update
@@ -361,7 +374,18 @@ class HostSession:
                 runnable: list[_Planned] = []
                 for p in group:
                     blocked = sorted(d for d in p.deps if d in failed)
-                    if blocked:
+                    if self._stopping():
+                        failed.add(p.item.change.address)
+                        done += 1
+                        report.outcomes.append(ChangeOutcome(p.item.change, Status.INTERRUPTED, INTERRUPTED))
+                        self._progress(done, total, p.item.change, Status.INTERRUPTED)
+                    elif p.item.change.refused:
+                        failed.add(p.item.change.address)
+                        done += 1
+                        report.outcomes.append(ChangeOutcome(p.item.change, Status.FAILED,
+                                                             p.item.change.refused))
+                        self._progress(done, total, p.item.change, Status.FAILED)
+                    elif blocked:
                         failed.add(p.item.change.address)
                         done += 1
                         report.outcomes.append(ChangeOutcome(
@@ -438,6 +462,9 @@ class HostSession:
             return [ChangeOutcome(i.change, Status.FAILED, msg, transient=is_transient(exc)) for i in items]
         try:
             for n, item in enumerate(items):
+                if self._stopping():
+                    outcomes[n] = ChangeOutcome(item.change, Status.INTERRUPTED, INTERRUPTED)
+                    continue
                 starting(item.change)
                 started = time.monotonic()
                 try:
@@ -535,9 +562,15 @@ class HostSession:
                     or self.observed.get(obj.kind, {}).get(obj.id) is None):
                 self.inventory.forget(obj.address)
 
+    def _stopping(self) -> bool:
+        return self.options.stop is not None and self.options.stop.is_set()
+
     def _progress(self, done: int, total: int, change: Change, status: Status | None) -> None:
         if self.options.progress is not None:
             self.options.progress(self.name, done, total, change, status)
+
+
+INTERRUPTED = "not started: the run was interrupted"
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -49,7 +49,7 @@ class HostSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     connect: str = Field(description='"local", or "ssh://user@host:port".')
-    vars: dict[str, VarValue] = Field(default_factory=dict)
+    vars: dict[str, VarValue] = Field(default_factory=dict, description="Variables for ${NAME} on this host.")
     identity_file: str | None = Field(
         default=None, description="Private key for SSH (default: agent and ~/.ssh).")
     known_hosts: str | None = Field(

@@ -42,6 +42,8 @@ CRON_DIR = "/etc/cron.d"
 SCRIPT_MODE = "0755"
 CRON_MODE = "0644"
 CONFIG_MARK = "# reconciler-config: "
+TEXT_FIELDS = frozenset({"script", "cron_entry"})
+"""The state fields that are digests of a text (shown as diffs in plans)."""
 
 # Same characters cron.d file names may have (run-parts rules), and short enough for a file name.
 _JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
@@ -167,6 +169,15 @@ class CronJob:
         """The job's part of a desired state: the settings, the schedule and both files' hashes."""
         return {**config, "schedule": normalize_schedule(schedule), "script": digest(script),
                 "script_mode": SCRIPT_MODE, "cron_entry": digest(self.render_cron(schedule))}
+
+    def text(self, field_name: str, script: str, schedule: str) -> str | None:
+        """The text behind a digest field of ``desired`` (``script`` or ``cron_entry``),
+        for plan diffs (``Provider.desired_text``)."""
+        return {"script": script, "cron_entry": self.render_cron(schedule)}.get(field_name)
+
+    def text_path(self, field_name: str) -> str | None:
+        """Where the host keeps the text of ``field_name`` (``Provider.text_path``)."""
+        return {"script": self.script_path, "cron_entry": self.cron_path}.get(field_name)
 
     def install(self, ctx: HostContext, script: str, schedule: str) -> None:
         """Script first, then the entry, so cron never runs a missing or stale script."""

@@ -39,9 +39,9 @@ chmod -- "$mode" "$path"
 
 class Directory(Resource):
     path: str = Field(description="Absolute path.")
-    owner: str = "root"
-    group: str = "root"
-    mode: Mode = "0755"
+    owner: str = Field(default="root", description="Owning user (a name).")
+    group: str = Field(default="root", description="Owning group (a name).")
+    mode: Mode = Field(default="0755", description='Permissions as a quoted octal string, e.g. "0750".')
 
 
 class DirectoriesProvider(Provider[Directory]):
@@ -88,3 +88,11 @@ class DirectoriesProvider(Provider[Directory]):
             raise ApplyError(f"{change.id} exists and is a {item.actual.get('type')}, not a directory; "
                              "the reconciler will not replace it")
         ctx.transport.run_script(APPLY, [change.id, res.owner, res.group, normalize_mode(res.mode)])
+
+    # --- plan display: a change apply would refuse ---------------------------------------
+    def refusal(self, item: ApplyItem) -> str | None:
+        kind = (item.actual or {}).get("type")
+        if item.actual is None or kind == "directory":
+            return None
+        return (f"{item.change.id} is a {kind} on the host and the spec wants a directory; the "
+                f"reconciler never replaces a {kind} with a directory (move it away by hand, then apply)")

@@ -47,9 +47,9 @@ class File(Resource):
     template: str | None = Field(default=None, description=(
         "Template file, relative to the spec file; it must be inside the spec's repository "
         "(or directory), symbolic links included."))
-    owner: str = "root"
-    group: str = "root"
-    mode: Mode = "0644"
+    owner: str = Field(default="root", description="Owning user (a name).")
+    group: str = Field(default="root", description="Owning group (a name).")
+    mode: Mode = Field(default="0644", description='Permissions as a quoted octal string, e.g. "0640".')
     state: Literal["present", "absent"] = Field(
         default="present", description="absent: delete the file (or symlink) if it exists, owned or not.")
 
@@ -88,6 +88,10 @@ class FilesProvider(Provider[File]):
         return issues
 
     def render(self, resource: File, ctx: HostContext) -> str | Sensitive | KnownAfterApply:
+        return ctx.reveal(self.source_text(resource, ctx))
+
+    def source_text(self, resource: File, ctx: HostContext) -> str:
+        """The content with variables substituted and ``${secret:NAME}`` still in place."""
         if resource.content is not None:
             text = resource.content
         else:
@@ -105,7 +109,7 @@ class FilesProvider(Provider[File]):
             if unresolved:
                 raise ApplyError(f"template {resource.template}: unresolved variable(s) "
                                  + ", ".join(f"${{{n}}}" for n in unresolved))
-        return ctx.reveal(text)
+        return text
 
     def desired(self, resource: File, ctx: HostContext) -> State | None:
         if resource.state == "absent":
@@ -170,3 +174,19 @@ class FilesProvider(Provider[File]):
         else:
             ctx.transport.run(["sh", "-c", 'chown -- "$1:$2" "$4" && chmod -- "$3" "$4"', "reconciler",
                                res.owner, res.group, mode, res.path])
+
+    # --- plan display: content as a diff; a change apply would refuse -------------------
+    text_fields = frozenset({"content"})
+
+    def desired_text(self, resource: File, field_name: str, ctx: HostContext) -> str | None:
+        return self.source_text(resource, ctx) if field_name == "content" else None
+
+    def text_path(self, rid: str, field_name: str, actual: State) -> str | None:
+        return rid if field_name == "content" and actual.get("type") == "file" else None
+
+    def refusal(self, item: ApplyItem) -> str | None:
+        kind = (item.actual or {}).get("type")
+        if item.actual is None or kind in ("file", "symlink"):
+            return None
+        return (f"{item.change.id} is a {kind} on the host and the spec wants a file; the reconciler "
+                f"never replaces a {kind} with a file (move it away by hand, then apply)")

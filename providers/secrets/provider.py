@@ -104,10 +104,11 @@ class Secret(Resource):
     name: str = Field(description="Referenced as ${secret:NAME}.")
     path: str = Field(description="File on the host that holds the value.")
     length: int = Field(default=32, description="Number of characters.")
-    alphabet: Literal["alphanumeric", "hex", "base64url", "printable"] = "alphanumeric"
-    owner: str = "root"
-    group: str = "root"
-    mode: Mode = "0600"
+    alphabet: Literal["alphanumeric", "hex", "base64url", "printable"] = Field(
+        default="alphanumeric", description="Characters the generated value is drawn from.")
+    owner: str = Field(default="root", description="Owning user of the file (a name).")
+    group: str = Field(default="root", description="Owning group of the file (a name).")
+    mode: Mode = Field(default="0600", description='Permissions of the file as a quoted octal string.')
 
 
 class SecretsProvider(Provider[Secret]):

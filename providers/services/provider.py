@@ -184,6 +184,20 @@ class ServicesProvider(Provider[Service]):
             if state is not None and measured.before.get(unit) is not None:
                 state["exposure"] = measured.before[unit]
 
+    # --- plan display: the unit as a diff, bookkeeping fields in words -----------------
+    text_fields = frozenset({"unit"})
+    internal_fields = {
+        "need_daemon_reload": "systemd has not loaded the unit file on disk yet: a daemon-reload is due",
+        "changed_since_start": "restart: {old} changed after the service started",
+        "drop_ins": "drop-ins change this unit: {old}",
+    }
+
+    def desired_text(self, resource: Service, field_name: str, ctx: HostContext) -> str | None:
+        return render_unit(resource) if field_name == "unit" else None
+
+    def text_path(self, rid: str, field_name: str, actual: State) -> str | None:
+        return f"{UNIT_DIR}/{rid}.service" if field_name == "unit" else None
+
     def unmanaged(self, ctx: HostContext, observed: Mapping[str, State | None]) -> list[str]:
         """Drop-ins (``systemctl edit``) change a managed unit behind the spec's back;
         they are shown, never removed."""
