@@ -1,7 +1,10 @@
 """``${var}``, ``${secret:NAME}`` and ``${published:HOST/KIND:ID/FIELD}`` references in spec strings.
 
 Variables come from the host's ``vars`` (plus ``host``, the host's name) and
-are substituted before a provider sees a resource. Secret references are left
+are substituted before a provider sees a resource. A variable's value may refer to
+other variables (``resolve_variables``; a cycle is a spec error), and substitution
+is bounded (``SizeBudget``) so a short variable used many times cannot build
+gigabytes. Secret references are left
 in place until a provider asks for the real value with ``reveal``; the result
 is then a ``Sensitive`` string. Published references name a public value that
 another resource, usually on another host, reports once it exists (the public
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.sensitive import KNOWN_AFTER_APPLY, REDACTOR, KnownAfterApply, Sensitive
@@ -95,22 +98,123 @@ def walk_strings(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[tup
     return out
 
 
-def substitute_vars(value: Any, variables: Mapping[str, str]) -> Any:
-    """Replace ``${var}`` everywhere in a data tree; secret and published references stay."""
+MAX_STRING_CHARS = 16 << 20
+"""Longest string substitution may produce (16 Mi characters)."""
+MAX_TOTAL_CHARS = 64 << 20
+"""Most characters substitution may produce in one pass over a spec or a host."""
+
+
+@dataclass
+class SizeBudget:
+    """Bounds what ``${var}`` substitution may build: a short variable used many times
+    in a long string, or a long one used in many strings, must not exhaust memory.
+    Strings that would go over are left as written and their paths recorded."""
+
+    per_string: int = MAX_STRING_CHARS
+    total: int = MAX_TOTAL_CHARS
+    used: int = 0
+    refused: list[tuple[str | int, ...]] = field(default_factory=list)
+
+    def allow(self, length: int, path: tuple[str | int, ...]) -> bool:
+        if length > self.per_string or self.used + length > self.total:
+            self.refused.append(path)
+            return False
+        self.used += length
+        return True
+
+
+def _var_body(m: re.Match[str]) -> str | None:
+    """The variable a match names; None for an escape, a secret or a published reference."""
+    if m.group(1):
+        return None
+    body = m.group(2).strip()
+    return None if body.startswith(("secret:", PUBLISHED)) else body
+
+
+def substituted_length(text: str, variables: Mapping[str, str]) -> int:
+    """How long ``text`` becomes once its variables are substituted (nothing is built)."""
+    length = len(text)
+    for m in REFERENCE.finditer(text):
+        name = _var_body(m)
+        if name is not None and name in variables:
+            length += len(variables[name]) - len(m.group(0))
+    return length
+
+
+def substitute_vars(value: Any, variables: Mapping[str, str], budget: SizeBudget | None = None,
+                    _path: tuple[str | int, ...] = ()) -> Any:
+    """Replace ``${var}`` everywhere in a data tree; secret and published references stay. With a
+    ``budget``, a string that would grow past it is left as written (see SizeBudget)."""
     if isinstance(value, str):
+        if "${" not in value:
+            return value
+
         def repl(m: re.Match[str]) -> str:
-            if m.group(1):
-                return m.group(0)
-            body = m.group(2).strip()
-            if body.startswith(("secret:", PUBLISHED)):
-                return m.group(0)
-            return str(variables.get(body, m.group(0)))
+            name = _var_body(m)
+            return m.group(0) if name is None else str(variables.get(name, m.group(0)))
+
+        if budget is not None and not budget.allow(substituted_length(value, variables), _path):
+            return value
         return REFERENCE.sub(repl, value)
     if isinstance(value, dict):
-        return {k: substitute_vars(v, variables) for k, v in value.items()}
+        return {k: substitute_vars(v, variables, budget, (*_path, k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [substitute_vars(v, variables) for v in value]
+        return [substitute_vars(v, variables, budget, (*_path, i)) for i, v in enumerate(value)]
     return value
+
+
+def resolve_variables(variables: Mapping[str, str], *, limit: int = MAX_STRING_CHARS) -> tuple[
+        dict[str, str], dict[str, str]]:
+    """Expand references between variables: ``url: "https://${domain}/"``.
+
+    Returns ``(resolved, problems)``; ``problems`` maps a variable to why it cannot be
+    resolved: it refers to itself (directly or through others), or it would grow past
+    ``limit`` characters (``a: ${b}${b}``, ``b: ${c}${c}`` ... doubles each step). A
+    problem variable keeps its text as written. References to names not in
+    ``variables`` stay as they are (a host variable, in a top-level one); secret
+    references and ``$${`` escapes stay too."""
+    resolved: dict[str, str] = {}
+    problems: dict[str, str] = {}
+    trail: list[str] = []
+
+    def resolve(name: str) -> str:
+        if name in resolved:
+            return resolved[name]
+        if name in trail:
+            cycle = [*trail[trail.index(name):], name]
+            for member in cycle[:-1]:
+                problems.setdefault(member, "variables refer to each other in a cycle: "
+                                            + " -> ".join(f"${{{n}}}" for n in cycle))
+            return variables[name]
+        trail.append(name)
+        text = variables[name]
+        length = len(text)
+        pieces: list[str] = []
+        last = 0
+        for m in REFERENCE.finditer(text):
+            ref = _var_body(m)
+            if ref is None or ref not in variables:
+                continue
+            value = resolve(ref)
+            length += len(value) - len(m.group(0))
+            if length > limit:
+                problems.setdefault(name, f"expands to more than {limit:,} characters")
+                break
+            pieces += [text[last:m.start()], value]
+            last = m.end()
+        trail.pop()
+        if name in problems:
+            resolved[name] = text
+        else:
+            pieces.append(text[last:])
+            resolved[name] = "".join(pieces)
+        return resolved[name]
+
+    for var in variables:
+        resolve(var)
+    # A variable that refers to a problem one is resolved with its unresolved text; that
+    # is reported once, on the variable at fault.
+    return resolved, problems
 
 
 def reveal(text: str, lookup: Callable[[str], str | None],

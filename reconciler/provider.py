@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from reconciler.diagnostics import SourcePos
 from reconciler.diffing import diff_states
 from reconciler.errors import ReconcilerError
 from reconciler.interpolate import PublishedLookup, reveal
@@ -61,12 +62,60 @@ class Resource(BaseModel):
     # Where the resource was declared, so a provider can resolve template paths
     # relative to its spec file. Private: not part of the schema.
     _source_file: str | None = PrivateAttr(default=None)
+    # The directory files named in the spec must stay inside (see reconciler.specfiles).
+    _spec_root: str | None = PrivateAttr(default=None)
+    # Positions of the resource's own fields, keyed by the path inside the resource
+    # (``()`` is the resource itself), so a provider can point an error at a spec line.
+    _positions: dict[tuple[str | int, ...], SourcePos] = PrivateAttr(default_factory=dict)
 
     @property
     def source_dir(self) -> str:
         import os
 
         return os.path.dirname(self._source_file) if self._source_file else os.getcwd()
+
+    def read_spec_file(self, name: str, *, what: str = "file") -> str:
+        """The UTF-8 text of a file this resource names (relative to its spec file),
+        which must resolve, symlinks included, inside the spec root. Raises
+        ``SpecFileError`` (a ``ReconcilerError``) otherwise; the message never holds
+        the file's content. A provider MUST read every spec-named local file this way."""
+        from pathlib import Path
+
+        from reconciler.specfiles import find_spec_root, read_spec_text
+
+        root = Path(self._spec_root) if self._spec_root else find_spec_root(self.source_dir)
+        return read_spec_text(root, Path(self.source_dir), name, what=what)
+
+    def position(self, *path: str | int) -> SourcePos | None:
+        """Where the spec wrote ``path`` inside this resource (the nearest enclosing
+        field that has a position), or None when the resource was not loaded from a file."""
+        while True:
+            if path in self._positions:
+                return self._positions[path]
+            if not path:
+                return None
+            path = path[:-1]
+
+    def spec_location(self, *path: str | int) -> str | None:
+        """``file:line:col`` of ``path`` inside this resource as an operator finds it:
+        the file relative to the spec root (the repository), or None when unknown."""
+        import os
+
+        pos = self.position(*path)
+        if pos is None:
+            return None
+        shown = pos.file
+        if self._spec_root:
+            absolute = os.path.abspath(pos.file)
+            if absolute.startswith(self._spec_root.rstrip(os.sep) + os.sep):
+                shown = os.path.relpath(absolute, self._spec_root)
+        return f"{shown}:{pos.line}:{pos.column}"
+
+    def copy_private_from(self, other: Resource) -> None:
+        """Keep where ``other`` came from (a copy made with substituted values)."""
+        self._source_file = other._source_file
+        self._spec_root = other._spec_root
+        self._positions = other._positions
 
 
 R = TypeVar("R", bound=Resource)
