@@ -126,6 +126,11 @@ class ControllerStatus:
     quarantined: dict[str, str] = field(default_factory=dict)
     resources: dict[str, dict[str, str]] = field(default_factory=dict)
     health: list[dict[str, Any]] = field(default_factory=list)
+    applied_changes: list[str] = field(default_factory=list)
+    """``host: address`` of what the applied commit changed (drift of these is contested)."""
+    contested: list[dict[str, Any]] = field(default_factory=list)
+    verifying: dict[str, str] | None = None
+    """The commit in its health grace: revision, since, until."""
 
     def to_json(self) -> dict[str, Any]:
         return {"format": STATUS_FORMAT, **asdict(self)}
@@ -151,6 +156,9 @@ class ControllerStatus:
             last_drift_check=data.get("last_drift_check", ""),
             quarantined=dict(data.get("quarantined", {})), resources=dict(data.get("resources", {})),
             health=list(data.get("health", [])),
+            applied_changes=[str(k) for k in data.get("applied_changes", [])],
+            contested=list(data.get("contested", [])),
+            verifying=dict(data["verifying"]) if isinstance(data.get("verifying"), dict) else None,
         )
 
     def quarantine(self, revision: str, reason: str) -> None:
