@@ -155,11 +155,13 @@ def cmd_history(args: argparse.Namespace) -> int:
     if not store.root.is_dir():
         print(f"error: no controller state in {store.root}", file=sys.stderr)
         return EXIT_ERROR
-    entries = store.read_history(max(0, args.limit) or None)
+    limit = max(0, args.limit)
+    entries = store.read_history(limit or None)
     if args.output == "json":
         print(json.dumps(entries, indent=2))
     else:
-        print(render_history(entries))
+        compacted = store.history.summary()["compacted"] if not limit else 0
+        print(render_history(entries, compacted))
     return EXIT_OK
 
 

@@ -19,6 +19,8 @@ Example ``controller.yaml``::
       - {kind: allow, schedule: "0 22 * * 1-5", duration: 2h}
       - {kind: deny, schedule: "0 0 24 12 *", duration: 48h}
     drift_correction: always
+    history_max_size: 50MB
+    history_max_age: 90d
     health:
       grace: 60s
       checks:
@@ -83,6 +85,29 @@ def parse_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from a number or a string like ``512KB``, ``50MB``, ``1GiB`` (binary units:
+    K, KB and KiB all mean 1024)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size like 50MB")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a size cannot be negative")
+        return int(value)
+    if not isinstance(value, str):
+        raise ValueError("expected a size like 50MB")
+    match = _SIZE.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"{value!r} is not a size; write e.g. 512KB, 50MB or 1GB")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 class WindowKind(StrEnum):
@@ -189,6 +214,10 @@ class ControllerConfig(BaseModel):
     drift_correction: DriftCorrection = DriftCorrection.WINDOWS
     health: HealthConfig = Field(default_factory=HealthConfig)
     lock_timeout: Duration = 60.0
+    history_max_size: Size = Field(default=50 * 1024**2,
+                                   description="Bound of history.jsonl and its segments (oldest compacted).")
+    history_max_age: Duration = Field(default=90 * 86400.0,
+                                      description="Entries older than this are compacted.")
     backoff_base: Duration = 2.0
     backoff_max: Duration = 300.0
 
@@ -197,6 +226,20 @@ class ControllerConfig(BaseModel):
     def _not_too_short(cls, value: float) -> float:
         if value < 1:
             raise ValueError("must be at least 1s")
+        return value
+
+    @field_validator("history_max_size")
+    @classmethod
+    def _history_size(cls, value: int) -> int:
+        if value < 64 * 1024:
+            raise ValueError("must be at least 64KB")
+        return value
+
+    @field_validator("history_max_age")
+    @classmethod
+    def _history_age(cls, value: float) -> float:
+        if value < 3600:
+            raise ValueError("must be at least 1h")
         return value
 
     @field_validator("listen")

@@ -100,6 +100,7 @@ from reconciler.controller.core import (
     status_from_state,
 )
 from reconciler.controller.gitsource import GitSource, GitSourceError, local_git_dir
+from reconciler.controller.history import HistoryLimits
 from reconciler.controller.httpserver import ControlServer
 from reconciler.controller.metrics import Metrics
 from reconciler.controller.notify import Notifier
@@ -119,6 +120,8 @@ __all__ = ["MAX_CRASHES", "MAX_RUN_SECONDS", "Controller", "backoff_delay", "rel
 
 MAX_RUN_SECONDS = 3600.0
 """A run busy longer than this counts as stuck (healthz 503, no watchdog ping)."""
+GC_EVERY = 50
+"""New heads between two ``git gc --auto`` of the clone (each fetch adds a pack or loose objects)."""
 MAX_SLEEP = 60.0
 """The loop wakes at least this often, so a clock set back cannot stall its timers."""
 
@@ -158,7 +161,8 @@ class Controller:
         self.config = config
         self.policy = Policy.from_config(config)
         self.environ = dict(os.environ if environ is None else environ)
-        self.store = StateStore(config.state_path)
+        self.store = StateStore(config.state_path, HistoryLimits(max_bytes=config.history_max_size,
+                                                                 max_age=config.history_max_age))
         self.source = GitSource(config.repo, config.branch, self.store.repo_dir, self.store.worktrees_dir)
         self.pool = TransportPool()
         self.runner = Runner(self.pool, lock_timeout=config.lock_timeout)
@@ -177,6 +181,7 @@ class Controller:
         self._drift_detail: list[str] = []
         self._heartbeat = time.monotonic()
         self._busy_since: float | None = None
+        self._new_heads = 0
         self._repo_watcher: RepoWatcher | None = None
         self._watching = False  # event sources run (not in a --once pass)
         self._path_watcher = PathWatcher(lambda paths: self.request_drift(Trigger.FILE_EVENT, sorted(paths)))
@@ -364,7 +369,7 @@ class Controller:
             case SaveStatus():
                 self._save()
             case RecordRun():
-                self.store.append_history(action.record.to_json())
+                self.store.append_history(action.record.to_json(), keep=self._revisions_in_use())
             case CountRun():
                 self._count_run(action)
             case CountFailure():
@@ -396,6 +401,10 @@ class Controller:
             return FetchFailed(time.time(), action.trigger, str(exc))
         info = None
         head = self.state.head
+        if head is None or head.revision != sha:
+            self._new_heads += 1
+            if self._new_heads % GC_EVERY == 0:
+                self.source.maintain()
         if head is None or head.revision != sha or head.info is None:
             try:
                 commit = self.source.info(sha)
@@ -446,8 +455,16 @@ class Controller:
                             probe.differing)
 
     # ------------------------------------------------------------------ bookkeeping
+    def _revisions_in_use(self) -> set[str]:
+        """Revisions the status refers to: their history entries must survive compaction."""
+        s = self.state
+        revisions = {r.revision for r in (s.head, s.applied, s.attempted, s.retry, s.deferred, s.in_flight)
+                     if r is not None}
+        return revisions | {sha for sha, _ in s.quarantined}
+
     def _save(self) -> None:
         status = status_from_state(self.state, self._base)
+        status.history = self.store.history.summary()
         self.store.write_status(status)
         self._snapshot = status.to_json()
         self.metrics.quarantined.set(len(status.quarantined))

@@ -106,7 +106,7 @@ def _systemctl(*args: str) -> None:
 def install(unit_text: str, *, unit_name: str = UNIT_NAME, unit_dir: Path = UNIT_DIR,
             start: bool = True) -> Path:
     """Write the unit atomically, reload systemd, enable it and (re)start it."""
-    from reconciler.controller.state import write_atomic
+    from reconciler.controller.atomic import write_atomic
 
     if not unit_dir.is_dir():
         raise ServiceError(f"{unit_dir} does not exist: is this a systemd machine?")

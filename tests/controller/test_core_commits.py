@@ -290,6 +290,13 @@ def test_drift_fixed_by_a_commit_apply_is_not_the_commits_own_change() -> None:
     assert run is not None and run.changed == frozenset({"web: files:/srv/app.conf"})
 
 
+def test_the_first_apply_owns_nothing() -> None:
+    state = replace(waiting_state(Waiting.COMMIT_APPLY), applied=None, applied_loaded=False)
+    decision = step(state, applied(B, ok_apply(change())))
+    assert Rule.APPLIED_COMMIT_VERIFIED in decision.rules
+    assert decision.state.run is not None and decision.state.run.changed == frozenset()
+
+
 def test_healthy_commit_becomes_the_applied_revision() -> None:
     state = waiting_state(Waiting.PROBE, in_flight=Running(B, Cause.COMMIT, "x"), retry=Retry(B, 1, 0, "old"))
     decision = step(state, probed(B, T0 + 1, checks=(HealthResult("web", "http", True),)))

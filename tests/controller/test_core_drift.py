@@ -26,7 +26,7 @@ from reconciler.controller.core import (
     Tick,
     Waiting,
 )
-from reconciler.controller.records import Cause, Result, Stage, Trigger
+from reconciler.controller.records import Cause, Contested, HealthResult, Result, Stage, Trigger
 from tests.controller.core_support import (
     NEW_YEAR,
     T0,
@@ -212,13 +212,69 @@ def test_drift_event_during_a_run_is_checked_when_the_run_ends() -> None:
     assert decision.state.waiting is Waiting.COMMIT_APPLY
 
 
-def test_probe_drift_is_held_against_the_commit_before_the_grace_ends() -> None:
-    """Today's rule: every host must still match the spec as a whole."""
-    state = waiting_state(Waiting.PROBE)
-    decision = step(state, probed(B, T0 + 3, differing=(change("files:/srv/other.conf", reason="drift"),)))
-    assert Rule.UNHEALTHY_COMMIT_PROBED_AGAIN in decision.rules
+OWN = "web: files:/srv/app.conf"
+ELSEWHERE = change("files:/srv/other.conf", reason="drift", before="by hand", after="as the spec says")
+
+
+def test_drift_elsewhere_seen_in_a_grace_is_corrected_not_held_against_the_commit() -> None:
+    decision = step(waiting_state(Waiting.PROBE), probed(B, T0 + 1, differing=(ELSEWHERE,)))
+    assert Rule.HEALTHY_COMMIT_APPLIED in decision.rules
+    assert Rule.DRIFT_FOUND_BY_PROBE_CORRECTED in decision.rules
+    [commit] = records(decision)
+    assert commit.result is Result.APPLIED and decision.state.applied.revision == B  # type: ignore[union-attr]
     converged = decision.state.health[0]
-    assert not converged.ok and "differs from the spec again" in converged.detail
+    assert converged.ok and converged.detail == "drift of other resources: files:/srv/other.conf"
+    assert effects(decision) == [ApplyRevision(B)]  # corrected as drift of the new revision
+    assert decision.state.drift_run is not None and decision.state.drift_run.trigger is Trigger.HEALTH_PROBE
+    done = step(decision.state, applied(B, ok_apply(ELSEWHERE), now=T0 + 2))
+    [drift] = records(done)
+    assert (drift.cause, drift.result, drift.revision) == (Cause.DRIFT, Result.CORRECTED, B)
+    assert drift.contested == ()
+
+
+def test_drift_in_a_grace_is_corrected_before_the_verdict() -> None:
+    failing = (HealthResult("web", "http", False, "warming up"),)
+    decision = step(waiting_state(Waiting.PROBE), probed(B, T0 + 1, checks=failing, differing=(ELSEWHERE,)))
+    assert Rule.UNHEALTHY_COMMIT_PROBED_AGAIN in decision.rules
+    assert Rule.DRIFT_FOUND_BY_PROBE_CORRECTED in decision.rules
+    assert effects(decision) == [ApplyRevision(B)] and decision.state.waiting is Waiting.DRIFT_APPLY
+    assert decision.state.run is not None and decision.state.run.next_probe == T0 + 3
+    done = step(decision.state, applied(B, ok_apply(ELSEWHERE), now=T0 + 2))
+    assert [r.result for r in records(done)] == [Result.CORRECTED]
+    assert done.state.run is not None and done.state.waiting is None  # the grace goes on
+    assert not effects(done)
+    verdict = step(replace(done.state, waiting=Waiting.PROBE), probed(B, T0 + 3))
+    assert records(verdict)[0].result is Result.APPLIED
+
+
+def test_own_resource_changed_again_is_contested_not_rolled_back() -> None:
+    undone = change(reason="drift", before="by someone else", after="new")
+    decision = step(waiting_state(Waiting.PROBE), probed(B, T0 + 1, differing=(undone,)))
+    assert Rule.HEALTHY_COMMIT_APPLIED in decision.rules and not decision.state.is_quarantined(B)
+    assert "contested" in decision.state.health[0].detail
+    assert effects(decision) == [ApplyRevision(B, explain=(OWN,))]
+    evidence = ((OWN, "/srv/app.conf was modified at 2027-01-15 08:00:01 (owner root:root)"),)
+    done = step(decision.state, applied(B, replace(ok_apply(undone), evidence=evidence), now=T0 + 2))
+    assert Rule.DRIFT_CORRECTED in done.rules
+    [drift] = records(done)
+    assert drift.contested == (OWN,) and drift.result is Result.CORRECTED
+    [contested] = done.state.contested
+    assert (contested.key, contested.revision, contested.count) == (OWN, B, 1)
+    assert contested.evidence == (evidence[0][1],)
+    # The same resource changed again later: still contested, counted.
+    later = step(replace(done.state, waiting=Waiting.DRIFT_PLAN, drift_run=DriftRun(
+        B, Trigger.DRIFT_INTERVAL, T0 + 9, (), done.state.applied_changed, ("/srv/app.conf",))),
+        Planned(T0 + 10, B, ok_plan(undone)))
+    assert effects(later) == [ApplyRevision(B, explain=(OWN,))]
+    again = step(later.state, applied(B, ok_apply(undone), now=T0 + 11))
+    assert again.state.contested[0].count == 2 and again.state.contested[0].evidence == ("/srv/app.conf",)
+
+
+def test_a_new_commit_starts_with_nothing_contested() -> None:
+    state = waiting_state(Waiting.PROBE, contested=(Contested("web", "files:/srv/app.conf", A, 4, "x", "y"),))
+    decision = step(state, probed(B, T0 + 1))
+    assert decision.state.contested == ()
+    assert decision.state.applied_changed == frozenset({OWN})
 
 
 def test_a_stale_retry_of_the_applied_head_is_dropped() -> None:

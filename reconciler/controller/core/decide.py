@@ -166,7 +166,9 @@ def _started(b: _Builder) -> None:
         b.emit(Log(LogLevel.WARNING, "the controller stopped during a run; it is resumed",
                    (("revision", s.in_flight.revision), ("cause", s.in_flight.cause.value),
                     ("attempt", s.in_flight.attempts))))
-    b.emit(SaveStatus())
+    # Worktrees a crash left behind: only the revisions still in use are kept.
+    keep = {r.revision for r in (s.applied, s.deferred, s.in_flight, s.head) if r is not None}
+    b.emit(SaveStatus(), Cleanup(frozenset(keep)))
     if s.applied is not None:
         b.rule(Rule.START_LOADS_APPLIED)
         b.wait_for(Waiting.APPLIED_SPEC, LoadRevision(s.applied.revision))
@@ -492,8 +494,9 @@ def _commit_applied(b: _Builder, event: Applied) -> None:
         return
     b.rule(Rule.APPLIED_COMMIT_VERIFIED)
     # What the commit changed is its own; a change the plan made because the host had
-    # drifted at that moment is not (it is drift, and it stays drift).
-    own = frozenset(c.key for c in o.changes if c.reason != "drift")
+    # drifted at that moment is not (it is drift, and it stays drift). The first apply has
+    # nothing to differ from: it brings the hosts to the spec, and owns nothing.
+    own = frozenset(c.key for c in o.changes if c.reason != "drift") if b.state.applied else frozenset()
     b.set(run=replace(b.state.run or run, applied=o, changed=own, verify_until=b.now + b.policy.health_grace,
                       next_probe=b.now))
     _probe(b)
@@ -506,19 +509,30 @@ def _probe(b: _Builder) -> None:
 
 
 def _probed(b: _Builder, event: HealthProbed) -> None:
-    """Healthy: every configured check passes and every host still matches the spec
-    (a fresh plan is empty: a service that dies right after its start shows here)."""
+    """A commit is judged by what it changed and by the checks it declares: healthy when
+    every configured check passes and every host could be planned. Drift of other
+    resources seen by the probe is corrected as drift; the commit's own resources
+    changed again by something else are contested (corrected, reported); neither is
+    held against the commit (issue 19: a drifting file rolled back 25 of 27 commits)."""
     run = _run(b)
     b.set(waiting=None)
     errors = dict(event.host_errors)
-    converged = tuple(_converged(host, errors, event.differing) for host in event.hosts)
+    own = tuple(c for c in event.differing if c.key in run.changed)
+    other = tuple(c for c in event.differing if c.key not in run.changed)
+    converged = tuple(HealthResult(host, "converged", host not in errors,
+                                   errors.get(host) or _converged_note(host, own, other))
+                      for host in event.hosts)
     results = converged + event.checks
     record = replace(run.record, health=results)
     b.set(health=results, run=replace(run, record=record))
     if all(r.ok for r in results):
         b.rule(Rule.HEALTHY_COMMIT_APPLIED)
         _finish_applied(b)
-        _continue(b)
+        if event.differing:
+            b.rule(Rule.DRIFT_FOUND_BY_PROBE_CORRECTED)
+            _drift_found(b, run.revision, event.differing, Trigger.HEALTH_PROBE, b.now, _take_detail(b))
+        if b.state.waiting is None:
+            _continue(b)
         return
     if b.now >= run.verify_until:
         bad = "; ".join(f"{r.host}: {r.check}: {r.detail}" for r in results if not r.ok)
@@ -529,15 +543,27 @@ def _probed(b: _Builder, event: HealthProbed) -> None:
         return
     b.rule(Rule.UNHEALTHY_COMMIT_PROBED_AGAIN)
     b.set(run=replace(b.state.run or run, next_probe=min(b.now + b.policy.health_interval, run.verify_until)))
+    if event.differing:
+        # Corrected now, in the grace: drift does not wait for the verdict.
+        b.rule(Rule.DRIFT_FOUND_BY_PROBE_CORRECTED)
+        _drift_found(b, run.revision, event.differing, Trigger.HEALTH_PROBE, b.now, _take_detail(b))
 
 
-def _converged(host: str, errors: Mapping[str, str], differing: tuple[ChangeRecord, ...]) -> HealthResult:
-    if host in errors:
-        return HealthResult(host, "converged", False, errors[host])
-    mine = [c.address for c in differing if c.host == host]
+def _take_detail(b: _Builder) -> tuple[str, ...]:
+    detail = b.state.drift.detail
+    b.set(drift=replace(b.state.drift, detail=()))
+    return detail
+
+
+def _converged_note(host: str, own: tuple[ChangeRecord, ...], other: tuple[ChangeRecord, ...]) -> str:
+    parts = []
+    mine = [c.address for c in own if c.host == host]
+    theirs = [c.address for c in other if c.host == host]
     if mine:
-        return HealthResult(host, "converged", False, "differs from the spec again: " + ", ".join(mine[:5]))
-    return HealthResult(host, "converged", True)
+        parts.append("contested (changed again by something else): " + ", ".join(mine[:5]))
+    if theirs:
+        parts.append("drift of other resources: " + ", ".join(theirs[:5]))
+    return "; ".join(parts)
 
 
 def _finish_applied(b: _Builder) -> None:
@@ -547,7 +573,7 @@ def _finish_applied(b: _Builder) -> None:
     record = replace(run.record, result=result)
     s = b.state
     b.set(applied=Good(run.revision, b.stamp, o.summary or Summary(), result), applied_loaded=True,
-          applied_load_failed=False, last_error=None, deferred=None, retry=None,
+          applied_load_failed=False, applied_changed=run.changed, last_error=None, deferred=None, retry=None,
           drift=replace(s.drift, pending=(), blocked=False), contested=(),
           resources=o.resources if o.resources is not None else s.resources)
     b.emit(PublishApplied(run.revision, b.now), WatchRevision(run.revision))

@@ -47,7 +47,10 @@ class Rule(StrEnum):
     APPLY_FAILURE_ROLLS_BACK = "a failed apply is rolled back to the last good revision"
     FAILURE_WITHOUT_GOOD_REVISION = "a failure with no good revision to go back to is reported as failed"
     APPLIED_COMMIT_VERIFIED = "an applied commit enters its health grace and is probed at once"
-    HEALTHY_COMMIT_APPLIED = "a commit whose checks pass becomes the applied revision"
+    HEALTHY_COMMIT_APPLIED = ("a commit whose checks pass and whose hosts can be planned becomes the applied "
+                              "revision")
+    DRIFT_FOUND_BY_PROBE_CORRECTED = ("drift seen by a probe is corrected as drift (the commit's own "
+                                      "resources as contested), not held against the commit")
     UNHEALTHY_COMMIT_PROBED_AGAIN = "an unhealthy commit is probed again until its grace ends"
     UNHEALTHY_COMMIT_ROLLS_BACK = "a commit still unhealthy at the end of its grace is rolled back"
     ROLLBACK_RESTORED_LAST_GOOD = "the rollback restored the last good revision; the commit is quarantined"
