@@ -1,7 +1,7 @@
 """Soak benchmark: the GitOps controller under steady load for a long time.
 
     .venv/bin/python bench/bench_soak.py [--minutes 30] [--drift-every 1] [--commit-every 10]
-        [--history-max-size 256KB] [--drift-target 10] [--tracemalloc]
+        [--history-max-size 256KB] [--drift-target 10] [--tracemalloc] [--keep]
 
 Starts one throwaway test host (label ``io.reconciler.testbed=1``, removed at exit) and
 runs ``reconcile watch`` on this machine (``--drift-interval 1s``, default health grace)
@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -311,7 +312,9 @@ class Soak:
             "commits": len(shas),
             "applied": sum(1 for s in shas if by_revision.get(s) in ("applied", "unchanged")),
             "rolled_back": sum(1 for s in shas if by_revision.get(s) in ("rolled-back", "failed")),
-            "not_applied": [s[:12] for s in shas if by_revision.get(s) not in ("applied", "unchanged")],
+            "not_applied": [f"{s[:12]} ({by_revision.get(s, 'not tried: a newer commit came first')})"
+                            for s in shas if by_revision.get(s) not in ("applied", "unchanged")],
+            "superseded": sum(1 for s in shas if s not in by_revision),
             "drifts": len(drifts),
             "corrected": sum(1 for d in drifts if not d.get("missed")),
             "missed": sum(1 for d in drifts if d.get("missed")),
@@ -404,19 +407,25 @@ def main() -> int:
     parser.add_argument("--drift-target", type=float, default=10.0)
     parser.add_argument("--history-max-size", default="256KB")
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the state directory and the controller's log")
     args = parser.parse_args()
     print(f"soak: {args.minutes:g} min, drift every {args.drift_every:g}s, "
           f"commit every {args.commit_every:g}s, "
           f"history bound {args.history_max_size}, {os.cpu_count()} CPUs", flush=True)
     host = start_host("bench-soak")
-    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
-        soak = Soak(args, host, Path(tmp))
-        try:
-            soak.setup()
-            return soak.run()
-        finally:
-            soak.stop()
-            host.remove()
+    work = Path(tempfile.mkdtemp(prefix="soak-"))
+    soak = Soak(args, host, work)
+    try:
+        soak.setup()
+        return soak.run()
+    finally:
+        soak.stop()
+        host.remove()
+        if args.keep:
+            print(f"state, repository and controller log kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

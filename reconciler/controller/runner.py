@@ -16,7 +16,13 @@ import structlog
 
 from reconciler.controller.config import HealthConfig
 from reconciler.controller.core import EngineOutcome
-from reconciler.controller.records import ChangeRecord, FieldRecord, HealthResult, Summary
+from reconciler.controller.records import (
+    ChangeRecord,
+    FieldRecord,
+    HealthResult,
+    Summary,
+    resource_key,
+)
 from reconciler.controller.transports import PooledTransport, TransportPool
 from reconciler.engine import ApplyReport, Engine, HostReport, RunOptions, Status
 from reconciler.errors import ReconcilerError
@@ -66,12 +72,19 @@ def change_records(plan: Plan) -> tuple[ChangeRecord, ...]:
 def outcome(spec: LoadedSpec, result: RunResult, evidence: Sequence[tuple[str, str]] = ()) -> EngineOutcome:
     """A run's result as the data the core decides on."""
     plan = result.plan
+    failed: list[str] = []
+    for host in result.report.hosts if result.report is not None else []:
+        if host.error:
+            failed.append(resource_key(host.host, "*"))
+        failed += [resource_key(host.host, o.change.address) for o in host.outcomes
+                   if o.status is not Status.APPLIED]
     return EngineOutcome(
         error=result.error, transient=result.transient, planned=plan is not None,
         applied=result.report is not None, changed=result.applied_changes,
         summary=Summary.from_json(plan.summary()) if plan is not None else None,
         changes=change_records(plan) if plan is not None else (),
-        resources=resource_health(spec, plan, result.report), evidence=tuple(evidence))
+        resources=resource_health(spec, plan, result.report), failed=tuple(failed),
+        evidence=tuple(evidence))
 
 
 @dataclass(frozen=True)

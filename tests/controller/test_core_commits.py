@@ -251,6 +251,29 @@ def test_apply_failure_rolls_back_to_last_good() -> None:
     assert CountRun("rollback", Result.APPLIED) in done.actions
 
 
+def test_a_failed_drift_correction_riding_along_does_not_fail_the_commit() -> None:
+    elsewhere = change("files:/srv/other.conf", reason="drift")
+    outcome = EngineOutcome(error="web: files:/srv/other.conf: did not converge", planned=True, applied=True,
+                            changed=True, summary=Summary(change=2), changes=(change(), elsewhere),
+                            failed=(elsewhere.key,))
+    decision = step(waiting_state(Waiting.COMMIT_APPLY), applied(B, outcome))
+    assert Rule.RIDING_DRIFT_FAILURE_NOT_HELD in decision.rules
+    assert Rule.APPLIED_COMMIT_VERIFIED in decision.rules and effects(decision) == [ProbeHealth(B)]
+    assert not decision.state.is_quarantined(B)
+    # Its own change failing is the commit's failure, as is a whole host failing.
+    for failed in ((change().key,), ("web: *",)):
+        own = step(waiting_state(Waiting.COMMIT_APPLY), applied(B, replace(outcome, failed=failed)))
+        assert Rule.APPLY_FAILURE_ROLLS_BACK in own.rules
+
+
+def test_a_rollback_whose_only_failure_is_riding_drift_restored_the_last_good() -> None:
+    elsewhere = change("files:/srv/other.conf", reason="drift")
+    outcome = EngineOutcome(error="web: files:/srv/other.conf: did not converge", planned=True, applied=True,
+                            changed=True, changes=(change(), elsewhere), failed=(elsewhere.key,))
+    decision = step(waiting_state(Waiting.ROLLBACK), applied(A, outcome))
+    assert Rule.ROLLBACK_RESTORED_LAST_GOOD in decision.rules
+
+
 def test_failed_rollback_is_reported_as_failed() -> None:
     state = waiting_state(Waiting.ROLLBACK, run=verifying_run(record=replace(
         commit_run().record, stage=Stage.APPLY, error="commit bbb failed to apply: x")))

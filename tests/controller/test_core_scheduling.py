@@ -39,6 +39,7 @@ from tests.controller.core_support import (
     B,
     applied,
     applied_state,
+    change,
     effects,
     fetched,
     head,
@@ -107,9 +108,21 @@ def test_fetch_requested_during_a_health_grace_waits_for_the_verdict() -> None:
     decision = step(state, FetchRequested(T0, Trigger.WEBHOOK))
     assert Rule.FETCH_HELD_WHILE_BUSY in decision.rules and not effects(decision)
     assert decision.state.want_fetch is Trigger.WEBHOOK
-    # Applied: the held fetch goes out with its trigger.
+    # Applied: the run is over, the held fetch is due at once and goes out with its trigger.
     verdict = step(replace(decision.state, waiting=Waiting.PROBE), probed(B, T0 + 1))
-    assert effects(verdict) == [Fetch(Trigger.WEBHOOK)]
+    assert not effects(verdict) and next_wakeup(verdict.state, POLICY, T0 + 1) == T0 + 1
+    assert effects(step(verdict.state, Tick(T0 + 1))) == [Fetch(Trigger.WEBHOOK)]
+
+
+def test_a_run_that_ends_leaves_due_work_to_the_next_tick() -> None:
+    """So requests that came during the run are served before the timers: a steady
+    stream of drift corrections cannot starve a fetch (found by the soak benchmark)."""
+    state = waiting_state(Waiting.DRIFT_APPLY, next_fetch_at=T0, next_drift_at=T0)
+    done = step(state, applied(A, ok_apply(change(reason="drift"))))
+    assert Rule.DRIFT_CORRECTED in done.rules and not effects(done)
+    assert done.state.idle and next_wakeup(done.state, POLICY, T0) == T0
+    webhook = step(done.state, FetchRequested(T0, Trigger.WEBHOOK))
+    assert effects(webhook) == [Fetch(Trigger.WEBHOOK)]
 
 
 def test_new_head_is_recorded_and_saved() -> None:

@@ -119,6 +119,8 @@ EVENTS: dict[str, Event] = {
     "commit transient": Applied(T0, B, EngineOutcome(error="web: down", transient=True)),
     "commit plan failed": Applied(T0, B, EngineOutcome(error="web: bad")),
     "commit apply failed": Applied(T0, B, FAILED_APPLY),
+    "commit apply failed on drift": Applied(T0, B, replace(FAILED_APPLY, changes=(change(), DRIFT),
+                                                           failed=(DRIFT.key,))),
     "applied good": Applied(T0, A, ok_apply(DRIFT)),
     "applied good, nothing to do": Applied(T0, A, ok_apply()),
     "applied good failed": Applied(T0, A, EngineOutcome(error="web: boom", planned=True, applied=True)),

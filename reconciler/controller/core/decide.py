@@ -131,7 +131,11 @@ def decide(state: State, event: Event, policy: Policy) -> Decision:
 
 
 def next_wakeup(state: State, policy: Policy, now: float) -> float:
-    """When the runner should send the next ``Tick`` (Unix seconds; inf: only an event will do)."""
+    """When the runner should send the next ``Tick`` (Unix seconds; inf: only an event will do).
+
+    A run that ends leaves the core idle rather than starting what is due next, so the
+    runner serves requests that came in meanwhile (a webhook, a new commit) before the
+    timers: a steady stream of drift corrections cannot starve a fetch."""
     if state.waiting is not None:
         return float("inf")
     if now < state.hold_until:
@@ -139,6 +143,8 @@ def next_wakeup(state: State, policy: Policy, now: float) -> float:
     if state.run is not None:
         return state.run.next_probe
     times = [state.next_fetch_at, state.next_drift_at]
+    if state.want_fetch is not None:
+        times.append(now)
     if state.retry is not None:
         times.append(state.retry.next_at)
     if state.drift.wanted is not None:
@@ -396,7 +402,6 @@ def _start_commit(b: _Builder, sha: str, trigger: Trigger) -> bool:
         b.rule(Rule.CRASH_LOOPING_COMMIT_QUARANTINED)
         _refuse(b, Stage.CONTROLLER, f"the controller stopped {crashed} times while applying this revision; "
                 "it is quarantined", result=Result.FAILED)
-        _continue(b)
         return True
     b.set(in_flight=Running(sha, Cause.COMMIT, b.stamp, crashed + 1), attempted=Attempt(sha, b.stamp))
     b.emit(SaveStatus())
@@ -422,7 +427,6 @@ def _signature_checked(b: _Builder, event: SignatureChecked) -> None:
         b.rule(Rule.UNSIGNED_COMMIT_QUARANTINED)
         _refuse(b, Stage.SIGNATURE,
                 f"commit {run.revision[:12]} refused: signature check failed: {event.detail}")
-        _continue(b)
         return
     b.rule(Rule.SIGNED_COMMIT_CHECKED_OUT)
     b.wait_for(Waiting.CANDIDATE, LoadRevision(run.revision))
@@ -453,7 +457,6 @@ def _candidate_loaded(b: _Builder, event: RevisionLoaded) -> None:
             b.rule(Rule.VALID_COMMIT_APPLIED)
             b.wait_for(Waiting.COMMIT_APPLY, ApplyRevision(sha))
         return
-    _continue(b)
 
 
 def _deferred_planned(b: _Builder, event: Planned) -> None:
@@ -465,7 +468,6 @@ def _deferred_planned(b: _Builder, event: Planned) -> None:
         record = replace(record, summary=o.summary, changes=o.changes)
     b.set(waiting=None, deferred=Deferred(run.revision, b.stamp, o.summary or Summary(), run.window_reason))
     _finish(b, record)
-    _continue(b)
 
 
 def _commit_applied(b: _Builder, event: Applied) -> None:
@@ -477,6 +479,18 @@ def _commit_applied(b: _Builder, event: Applied) -> None:
     if o.planned:
         record = replace(record, summary=o.summary, changes=o.changes)
     b.set(run=replace(run, record=record))
+    # What the commit changed is its own; a change the plan made because the host had
+    # drifted at that moment is not (it is drift, and it stays drift). The first apply has
+    # nothing to differ from: it brings the hosts to the spec, and owns nothing.
+    own = frozenset(c.key for c in o.changes if c.reason != "drift") if b.state.applied else frozenset()
+    if not o.ok and o.applied and not o.transient and _only_drift_failed(o, own):
+        # The commit's own changes were made; a drift correction that rode along failed
+        # (something changed that file again meanwhile). Drift, not the commit's fault:
+        # the probes see it and correct it as drift.
+        b.rule(Rule.RIDING_DRIFT_FAILURE_NOT_HELD)
+        b.emit(Log(LogLevel.WARNING, "a drift correction made with the commit failed; it is corrected "
+                                     "as drift", (("revision", sha[:12]), ("error", o.error))))
+        o = replace(o, error="")
     if not o.ok:
         stage = Stage.APPLY if o.applied else Stage.PLAN
         if o.transient:
@@ -489,17 +503,17 @@ def _commit_applied(b: _Builder, event: Applied) -> None:
         else:
             _rollback(b, stage, f"commit {sha[:12]} failed to apply: {o.error}",
                       Rule.APPLY_FAILURE_ROLLS_BACK)
-        if b.state.waiting is None:
-            _continue(b)
         return
     b.rule(Rule.APPLIED_COMMIT_VERIFIED)
-    # What the commit changed is its own; a change the plan made because the host had
-    # drifted at that moment is not (it is drift, and it stays drift). The first apply has
-    # nothing to differ from: it brings the hosts to the spec, and owns nothing.
-    own = frozenset(c.key for c in o.changes if c.reason != "drift") if b.state.applied else frozenset()
     b.set(run=replace(b.state.run or run, applied=o, changed=own, verify_until=b.now + b.policy.health_grace,
                       next_probe=b.now))
     _probe(b)
+
+
+def _only_drift_failed(o: EngineOutcome, own: frozenset[str]) -> bool:
+    """Every change that was not made is a drift correction (not the commit's own, and
+    no whole host failed). False on a first apply, which owns nothing."""
+    return bool(own) and bool(o.failed) and not any(k in own or k.endswith(": *") for k in o.failed)
 
 
 def _probe(b: _Builder) -> None:
@@ -531,15 +545,11 @@ def _probed(b: _Builder, event: HealthProbed) -> None:
         if event.differing:
             b.rule(Rule.DRIFT_FOUND_BY_PROBE_CORRECTED)
             _drift_found(b, run.revision, event.differing, Trigger.HEALTH_PROBE, b.now, _take_detail(b))
-        if b.state.waiting is None:
-            _continue(b)
         return
     if b.now >= run.verify_until:
         bad = "; ".join(f"{r.host}: {r.check}: {r.detail}" for r in results if not r.ok)
         _rollback(b, Stage.HEALTH, f"commit {run.revision[:12]} is unhealthy after "
                   f"{b.policy.health_grace:g} s: {bad}", Rule.UNHEALTHY_COMMIT_ROLLS_BACK)
-        if b.state.waiting is None:
-            _continue(b)
         return
     b.rule(Rule.UNHEALTHY_COMMIT_PROBED_AGAIN)
     b.set(run=replace(b.state.run or run, next_probe=min(b.now + b.policy.health_interval, run.verify_until)))
@@ -632,6 +642,9 @@ def _rolled_back(b: _Builder, event: Applied) -> None:
     good = event.revision
     record = run.record
     stage = record.stage or Stage.APPLY
+    if not o.ok and not o.transient and _only_drift_failed(
+            o, frozenset(c.key for c in o.changes if c.reason != "drift")):
+        o = replace(o, error="")  # what the failed commit changed is restored; a riding drift fix failed
     if o.ok:
         b.rule(Rule.ROLLBACK_RESTORED_LAST_GOOD)
         note = f"; rolled back to {good[:12]}"
@@ -645,7 +658,6 @@ def _rolled_back(b: _Builder, event: Applied) -> None:
     b.set(last_error=Failure(run.revision, b.stamp, stage, record.error + note),
           resources=o.resources if o.resources is not None else b.state.resources)
     _finish(b, record)
-    _continue(b)
 
 
 def _finish(b: _Builder, record: RunRecord) -> None:
@@ -725,9 +737,6 @@ def _drift_planned(b: _Builder, event: Planned) -> None:
     else:
         b.set(drift_run=None)
         _drift_found(b, dr.revision, o.changes, dr.trigger, dr.started, dr.detail)
-        if b.state.waiting is not None:
-            return
-    _continue(b)
 
 
 def _drift_found(b: _Builder, revision: str, changes: tuple[ChangeRecord, ...], trigger: Trigger,
@@ -773,7 +782,6 @@ def _drift_applied(b: _Builder, event: Applied) -> None:
     if o.ok and o.planned and not o.changes:
         b.rule(Rule.DRIFT_VANISHED)
         b.emit(CountRun(Cause.DRIFT.value, Result.IN_SYNC, seconds), SaveStatus())
-        _continue(b)
         return
     changes = o.changes if o.planned and o.changes else dr.found
     contested = tuple(c.key for c in changes if c.key in dr.own)
@@ -805,8 +813,6 @@ def _drift_applied(b: _Builder, event: Applied) -> None:
         fields += (("error", o.error),)
     b.emit(RecordRun(record), CountRun(Cause.DRIFT.value, record.result, seconds, len(changes)), SaveStatus(),
            Log(level, f"drift {record.result.value}", fields))
-    if b.state.run is None:
-        _continue(b)
 
 
 def _contest(current: tuple[Contested, ...], changes: Iterable[ChangeRecord], keys: Iterable[str],

@@ -166,7 +166,9 @@ class EngineOutcome:
     ``planned``: a plan was made (``summary`` and ``changes`` are its content).
     ``applied``: the apply ran (a report exists). ``changed``: something was changed.
     ``transient``: every failure came from the connection, so retrying may help.
-    ``evidence``: (resource key, what the host could tell about who changed it)."""
+    ``failed``: keys of the changes that were not made (failed or skipped); ``host: *``
+    when a whole host failed. ``evidence``: (resource key, what the host could tell
+    about who changed it)."""
 
     error: str = ""
     transient: bool = False
@@ -176,6 +178,7 @@ class EngineOutcome:
     summary: Summary | None = None
     changes: tuple[ChangeRecord, ...] = ()
     resources: Mapping[str, Mapping[str, str]] | None = None
+    failed: tuple[str, ...] = ()
     evidence: tuple[tuple[str, str], ...] = ()
 
     @property

@@ -44,6 +44,8 @@ class Rule(StrEnum):
     VALID_COMMIT_APPLIED = "a valid commit inside the windows is applied"
     TRANSIENT_FAILURE_RETRIED = "a transient failure retries the same commit with backoff and jitter"
     PLAN_FAILURE_QUARANTINED = "a commit that cannot be planned (terminal) fails and is quarantined"
+    RIDING_DRIFT_FAILURE_NOT_HELD = ("a drift correction that rode along with a commit's apply and failed is "
+                                     "drift, not the commit's failure")
     APPLY_FAILURE_ROLLS_BACK = "a failed apply is rolled back to the last good revision"
     FAILURE_WITHOUT_GOOD_REVISION = "a failure with no good revision to go back to is reported as failed"
     APPLIED_COMMIT_VERIFIED = "an applied commit enters its health grace and is probed at once"
