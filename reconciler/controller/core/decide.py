@@ -27,6 +27,7 @@ from reconciler.controller.core.events import (
     LoadRevision,
     Log,
     LogLevel,
+    Notify,
     Planned,
     PlanRevision,
     ProbeHealth,
@@ -34,6 +35,7 @@ from reconciler.controller.core.events import (
     RecordRun,
     RevisionLoaded,
     SaveStatus,
+    SetCommitStatus,
     SignatureChecked,
     Started,
     StepFailed,
@@ -62,6 +64,8 @@ from reconciler.controller.core.model import (
     backoff_step,
 )
 from reconciler.controller.core.rules import Decision, Rule
+from reconciler.controller.core.tell import commit_notice, commit_pending, commit_status, drift_notice
+from reconciler.controller.notices import Notice, NoticeKind
 from reconciler.controller.records import (
     Cause,
     ChangeRecord,
@@ -169,9 +173,14 @@ def _started(b: _Builder) -> None:
           waiting=None, run=None, drift_run=None)
     if s.in_flight is not None:
         b.rule(Rule.START_AFTER_CRASH)
+        flight = s.in_flight
         b.emit(Log(LogLevel.WARNING, "the controller stopped during a run; it is resumed",
-                   (("revision", s.in_flight.revision), ("cause", s.in_flight.cause.value),
-                    ("attempt", s.in_flight.attempts))))
+                   (("revision", flight.revision), ("cause", flight.cause.value),
+                    ("attempt", flight.attempts))),
+               Notify(Notice(NoticeKind.CONTROLLER_RESTARTED, b.stamp, flight.revision,
+                             f"the controller stopped during a {flight.cause.value} run of "
+                             f"{flight.revision[:12]} (started {flight.started_at}, attempt "
+                             f"{flight.attempts}) and was started again", tuple(sorted(s.resources)))))
     # Worktrees a crash left behind: only the revisions still in use are kept.
     keep = {r.revision for r in (s.applied, s.deferred, s.in_flight, s.head) if r is not None}
     b.emit(SaveStatus(), Cleanup(frozenset(keep)))
@@ -245,7 +254,10 @@ def _step_failed(b: _Builder, event: StepFailed) -> None:
     head = s.head.revision if s.head is not None else ""
     b.set(waiting=None, run=None, drift_run=None, in_flight=None, hold_until=b.now + pause,
           last_error=Failure(head, b.stamp, Stage.INTERNAL, event.error))
-    b.emit(CountFailure(Stage.INTERNAL), SaveStatus())
+    b.emit(CountFailure(Stage.INTERNAL), SaveStatus(),
+           Notify(Notice(NoticeKind.CONTROLLER_ERROR, b.stamp, head,
+                         f"a controller step failed; it pauses {pause:g} s and goes on: {event.error}",
+                         tuple(sorted(s.resources)), stage=Stage.INTERNAL)))
 
 
 def _continue(b: _Builder, after_fetch: Trigger | None = None) -> None:
@@ -404,7 +416,8 @@ def _start_commit(b: _Builder, sha: str, trigger: Trigger) -> bool:
                 "it is quarantined", result=Result.FAILED)
         return True
     b.set(in_flight=Running(sha, Cause.COMMIT, b.stamp, crashed + 1), attempted=Attempt(sha, b.stamp))
-    b.emit(SaveStatus())
+    attempt = s.retry.attempt + 1 if s.retry is not None and s.retry.revision == sha else 1
+    b.emit(SetCommitStatus(commit_pending(sha, attempt)), SaveStatus())
     if b.policy.require_signed:
         b.rule(Rule.COMMIT_STARTS_WITH_SIGNATURE)
         b.wait_for(Waiting.SIGNATURE, CheckSignature(sha))
@@ -586,7 +599,8 @@ def _finish_applied(b: _Builder) -> None:
           applied_load_failed=False, applied_changed=run.changed, last_error=None, deferred=None, retry=None,
           drift=replace(s.drift, pending=(), blocked=False), contested=(),
           resources=o.resources if o.resources is not None else s.resources)
-    b.emit(PublishApplied(run.revision, b.now), WatchRevision(run.revision))
+    committed = run.record.commit.date if run.record.commit is not None else ""
+    b.emit(PublishApplied(run.revision, b.now, committed), WatchRevision(run.revision))
     _finish(b, record)
 
 
@@ -673,7 +687,9 @@ def _finish(b: _Builder, record: RunRecord) -> None:
     fields: tuple[tuple[str, Any], ...] = (("revision", run.revision[:12]), ("seconds", seconds))
     if record.error:
         fields += (("error", record.error),)
+    notice = commit_notice(record, b.state.resources)
     b.emit(RecordRun(record), CountRun(Cause.COMMIT.value, record.result, seconds), SaveStatus(),
+           *([Notify(notice)] if notice is not None else []), SetCommitStatus(commit_status(record)),
            Cleanup(frozenset(keep)),
            Log(LogLevel.INFO if record.result.ok else LogLevel.ERROR, f"commit {record.result.value}",
                fields))
@@ -759,7 +775,7 @@ def _drift_found(b: _Builder, revision: str, changes: tuple[ChangeRecord, ...], 
                            result=Result.DETECTED, reason=reason, changes=changes,
                            contested=tuple(c.key for c in changes if c.key in own), seconds=seconds)
         b.emit(RecordRun(record), CountRun(Cause.DRIFT.value, Result.DETECTED, seconds, len(changes)),
-               SaveStatus(), Log(LogLevel.WARNING, "drift detected",
+               SaveStatus(), Notify(drift_notice(record)), Log(LogLevel.WARNING, "drift detected",
                                  (("revision", revision[:12]), ("changes", [c.to_json() for c in changes]))))
         return
     b.rule(Rule.DRIFT_CORRECTION_STARTED)
@@ -812,7 +828,7 @@ def _drift_applied(b: _Builder, event: Applied) -> None:
     if o.error:
         fields += (("error", o.error),)
     b.emit(RecordRun(record), CountRun(Cause.DRIFT.value, record.result, seconds, len(changes)), SaveStatus(),
-           Log(level, f"drift {record.result.value}", fields))
+           Notify(drift_notice(record)), Log(level, f"drift {record.result.value}", fields))
 
 
 def _contest(current: tuple[Contested, ...], changes: Iterable[ChangeRecord], keys: Iterable[str],

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.controller.core.model import EngineOutcome
+from reconciler.controller.notices import CommitStatus, Notice
 from reconciler.controller.records import (
     ChangeRecord,
     CommitInfo,
@@ -194,8 +195,26 @@ class CountFailure:
 
 @dataclass(frozen=True)
 class PublishApplied:
+    """``revision`` became the applied one at ``at``; ``committed``: its commit date
+    (ISO 8601, "" when unknown), for the commit-to-applied latency."""
+
     revision: str
     at: float
+    committed: str = ""
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Tell the configured targets (webhooks, chat) what happened. Queued: never blocks."""
+
+    notice: Notice
+
+
+@dataclass(frozen=True)
+class SetCommitStatus:
+    """Set the commit's status in the forge (pending, then success or failure). Queued."""
+
+    status: CommitStatus
 
 
 @dataclass(frozen=True)
@@ -227,7 +246,8 @@ class Log:
 
 
 Action = (Fetch | CheckSignature | LoadRevision | PlanRevision | ApplyRevision | ProbeHealth | SaveStatus
-          | RecordRun | CountRun | CountFailure | PublishApplied | WatchRevision | Cleanup | Log)
+          | RecordRun | CountRun | CountFailure | PublishApplied | Notify | SetCommitStatus | WatchRevision
+          | Cleanup | Log)
 EFFECTS = (Fetch, CheckSignature, LoadRevision, PlanRevision, ApplyRevision, ProbeHealth)
 """Actions whose result comes back as an event."""
 
