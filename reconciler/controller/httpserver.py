@@ -3,6 +3,7 @@
 * ``GET /healthz``   200 while the loop is alive, 503 when it is stuck.
 * ``GET /metrics``   Prometheus text format.
 * ``GET /status``    the status as JSON (what ``reconcile status --output json`` prints).
+* more ``GET`` routes given as ``routes`` (the status page at ``/``: page.py).
 * ``POST /hooks/git`` a push notification. Authenticated like GitHub's webhooks: the
   ``X-Hub-Signature-256`` header is ``sha256=`` + hex HMAC-SHA256 of the raw body
   under the shared secret. Bad or missing signature: 401. Without a configured
@@ -16,7 +17,8 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,6 +39,18 @@ class HTTPServerError(ReconcilerError):
     pass
 
 
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = TEXT
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+Route = Callable[[str, Mapping[str, str]], Response]
+"""A GET handler: (query string, request headers with lower-case names) -> response."""
+
+
 def sign(secret: bytes, body: bytes) -> str:
     """The ``X-Hub-Signature-256`` value for ``body``."""
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
@@ -54,8 +68,9 @@ class ControlServer:
 
     def __init__(self, host: str, port: int, *, metrics: Metrics, secret: bytes | None,
                  on_push: Callable[[str], None], healthy: Callable[[], tuple[bool, str]],
-                 status: Callable[[], dict[str, Any]]) -> None:
+                 status: Callable[[], dict[str, Any]], routes: Mapping[str, Route] | None = None) -> None:
         self.metrics = metrics
+        self.routes = dict(routes or {})
         self.secret = secret
         self.on_push = on_push
         self.healthy = healthy
@@ -91,8 +106,11 @@ class ControlServer:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("http", client=self.client_address[0], request=format % args)
 
-            def _send(self, status: HTTPStatus, body: bytes, content_type: str = TEXT) -> None:
+            def _send(self, status: HTTPStatus | int, body: bytes, content_type: str = TEXT,
+                      headers: tuple[tuple[str, str], ...] = ()) -> None:
                 self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -100,8 +118,11 @@ class ControlServer:
                     self.wfile.write(body)
 
             def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                if path == "/healthz":
+                path, _, query = self.path.partition("?")
+                if path in server.routes:
+                    r = server.routes[path](query, {k.lower(): v for k, v in self.headers.items()})
+                    self._send(r.status, r.body, r.content_type, r.headers)
+                elif path == "/healthz":
                     ok, detail = server.healthy()
                     code = HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE
                     self._send(code, (detail + "\n").encode())

@@ -77,6 +77,7 @@ from reconciler.controller.core import (
     LoadRevision,
     Log,
     LogLevel,
+    Notify,
     Planned,
     PlanRevision,
     Policy,
@@ -85,6 +86,7 @@ from reconciler.controller.core import (
     RecordRun,
     RevisionLoaded,
     SaveStatus,
+    SetCommitStatus,
     SignatureChecked,
     Started,
     State,
@@ -101,10 +103,14 @@ from reconciler.controller.core import (
 )
 from reconciler.controller.gitsource import GitSource, GitSourceError, local_git_dir
 from reconciler.controller.history import HistoryLimits
-from reconciler.controller.httpserver import ControlServer
+from reconciler.controller.hostview import host_views
+from reconciler.controller.httpserver import ControlServer, Route
 from reconciler.controller.metrics import Metrics
+from reconciler.controller.notices import Notice, NoticeKind
+from reconciler.controller.notifications import Notifications, Outcome
 from reconciler.controller.notify import Notifier
-from reconciler.controller.records import CommitInfo, Trigger
+from reconciler.controller.page import PageData, StatusPage
+from reconciler.controller.records import CommitInfo, Trigger, utc_text
 from reconciler.controller.runner import Runner, outcome
 from reconciler.controller.state import ControllerStatus, StateStore
 from reconciler.controller.transports import TransportPool
@@ -119,7 +125,10 @@ log = structlog.get_logger("reconciler.controller")
 __all__ = ["MAX_CRASHES", "MAX_RUN_SECONDS", "Controller", "backoff_delay", "relative_diagnostics"]
 
 MAX_RUN_SECONDS = 3600.0
-"""A run busy longer than this counts as stuck (healthz 503, no watchdog ping)."""
+"""The default of ``stuck_after``: a run busy longer counts as stuck (healthz 503, no
+watchdog ping, a ``controller-stuck`` notice)."""
+NOTIFY_GRACE = 15.0
+"""Seconds queued notices and commit statuses get to go out when the controller stops."""
 GC_EVERY = 50
 """New heads between two ``git gc --auto`` of the clone (each fetch adds a pack or loose objects)."""
 MAX_SLEEP = 60.0
@@ -146,6 +155,14 @@ def relative_diagnostics(diags: Diagnostics, root: Path) -> list[Diagnostic]:
     return out
 
 
+def _iso_epoch(text: str) -> float | None:
+    """A commit date (ISO 8601 with its offset) as Unix time; None when absent or odd."""
+    try:
+        return datetime.fromisoformat(text).timestamp() if text else None
+    except ValueError:
+        return None
+
+
 def _epoch(text: str) -> float | None:
     try:
         return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
@@ -168,6 +185,10 @@ class Controller:
         self.runner = Runner(self.pool, lock_timeout=config.lock_timeout)
         self.metrics = metrics or Metrics()
         self.notifier = notifier or Notifier(self.environ)
+        # Targets' URLs and secrets are read now: a missing file stops the start, not a notice.
+        self.notifications = Notifications.from_config(config, self.environ, on_outcome=self._count_notice)
+        self._page_history: list[dict[str, Any]] = []
+        self._stuck: str | None = None
         self.state = State()
         self.http: ControlServer | None = None
         self._base = ControllerStatus()
@@ -213,7 +234,7 @@ class Controller:
         busy_since = self._busy_since
         if busy_since is not None:
             busy = now - busy_since
-            if busy > MAX_RUN_SECONDS:
+            if busy > self.config.stuck_after:
                 return False, f"a run has been busy for {busy:.0f} s"
             return True, f"ok: running for {busy:.0f} s"
         idle = now - self._heartbeat
@@ -232,6 +253,7 @@ class Controller:
         0, or 1 when ``once`` and the pass ended in an error."""
         self.store.prepare()
         self.store.acquire()
+        self.notifications.start()
         try:
             self._recover()
             if not once:
@@ -239,9 +261,12 @@ class Controller:
             self.notifier.ready(self._status_line())
             if self.notifier.watchdog_interval and not once:
                 threading.Thread(target=self._watchdog, name="controller-watchdog", daemon=True).start()
+            if self.notifications.enabled and not once:
+                threading.Thread(target=self._monitor, name="controller-monitor", daemon=True).start()
             return self._loop(once=once)
         finally:
             self.notifier.stopping()
+            self.notifications.close(NOTIFY_GRACE)
             self._stop_services()
             self.pool.close()
             self.store.release()
@@ -250,10 +275,13 @@ class Controller:
         self._watching = True
         address = self.config.listen_address
         if address is not None:
+            routes: dict[str, Route] = {}
+            if self.config.status_page.enabled:
+                routes["/"] = StatusPage(self._page_data, self.config.status_page.token())
             self.http = ControlServer(address[0], address[1], metrics=self.metrics,
                                       secret=self.config.webhook_secret(self.environ),
                                       on_push=lambda _event: self.request_fetch(Trigger.WEBHOOK),
-                                      healthy=self.alive, status=self.status_json)
+                                      healthy=self.alive, status=self.status_json, routes=routes)
             self.http.start()
             log.info("listening", address=f"{self.http.address[0]}:{self.http.address[1]}",
                      webhook=self.http.secret is not None)
@@ -280,6 +308,25 @@ class Controller:
             else:
                 log.error("not sending the watchdog ping", reason=detail)
 
+    def _monitor(self) -> None:
+        """Tell people when the loop is stuck (a run busy past ``stuck_after``, or the loop
+        not turning): the loop thread itself cannot, it is the one that is stuck."""
+        interval = max(0.5, min(30.0, self.config.stuck_after / 4))
+        while not self._stop.wait(interval):
+            ok, detail = self.alive()
+            if not ok and self._stuck is None:
+                self._stuck = detail
+                flight = self.state.in_flight
+                head = self.state.head
+                revision = flight.revision if flight else head.revision if head else ""
+                log.error("the controller is stuck", reason=detail)
+                self.notifications.publish(Notice(
+                    NoticeKind.CONTROLLER_STUCK, utc_text(time.time()), revision,
+                    f"the controller is stuck: {detail}", tuple(sorted(self.state.resources))))
+            elif ok and self._stuck is not None:
+                log.info("the controller is no longer stuck", was=self._stuck)
+                self._stuck = None
+
     def _recover(self) -> None:
         status = self.store.read_status() or ControllerStatus()
         self._base = dataclasses.replace(status, repo=self.config.repo, branch=self.config.branch,
@@ -291,6 +338,7 @@ class Controller:
         if applied is not None:
             # The time of that apply, not of this start.
             self.metrics.applied(applied.revision, self.config.branch, at=_epoch(applied.at))
+        self._page_history = self.store.read_history(self.config.status_page.history)
         self._save()
 
     # ------------------------------------------------------------------ the loop
@@ -370,12 +418,20 @@ class Controller:
                 self._save()
             case RecordRun():
                 self.store.append_history(action.record.to_json(), keep=self._revisions_in_use())
+                self._page_history = self.store.read_history(self.config.status_page.history)
             case CountRun():
                 self._count_run(action)
             case CountFailure():
                 self.metrics.failures.labels(action.stage.value).inc()
             case PublishApplied():
                 self.metrics.applied(action.revision, self.config.branch, at=action.at)
+                committed = _iso_epoch(action.committed)
+                if committed is not None:
+                    self.metrics.committed_to_applied(action.at - committed)
+            case Notify():
+                self.notifications.publish(action.notice)
+            case SetCommitStatus():
+                self.notifications.commit_status(action.status)
             case WatchRevision():
                 spec = self._specs.get(action.revision)
                 if spec is not None:
@@ -470,6 +526,18 @@ class Controller:
         self._snapshot = status.to_json()
         self.metrics.quarantined.set(len(status.quarantined))
         self.metrics.pending_drift.set(len(status.pending_drift))
+        self.metrics.hosts(host_views(self._snapshot, self._page_history))
+
+    def _page_data(self) -> PageData:
+        """For the status page (HTTP thread): the snapshot and history tail the loop
+        thread last published (replaced, never changed in place), the windows now."""
+        now = time.time()
+        windows = self.policy.windows(now) if self.policy.sync_windows else None
+        return PageData(self._snapshot, self._page_history, windows, refresh=self.config.status_page.refresh,
+                        link=self.config.notifications.link, now=now)
+
+    def _count_notice(self, target: str, outcome: Outcome) -> None:
+        self.metrics.notifications.labels(target, outcome.value).inc()
 
     def _count_run(self, action: CountRun) -> None:
         self.metrics.runs.labels(action.cause, action.result.value).inc()
