@@ -189,7 +189,7 @@ def read_history(state: Path) -> list[dict[str, Any]]:
 class WatchProcess:
     """``reconcile watch`` on this machine as a subprocess; stopped with SIGTERM."""
 
-    def __init__(self, repo: Path, state: Path, *flags: str, config: Path | None = None) -> None:
+    def __init__(self, repo: Path | str, state: Path, *flags: str, config: Path | None = None) -> None:
         self.state = state
         self.log_path = state.parent / f"{state.name}.log"
         argv = [RECONCILE, "watch", "--repo", str(repo), "--path", "specs", "--state-dir", str(state),

@@ -118,7 +118,7 @@ class Notifications:
             at = time.time() if now is None else now
             admitted, held = self.limiter.admit((notice.kind, notice.hosts), at)
             if not admitted:
-                log.info("notice held back by the rate limit", event=notice.kind.value,
+                log.info("notice held back by the rate limit", notice=notice.kind.value,
                          hosts=list(notice.hosts))
                 for target in wanted:
                     self.on_outcome(target.config.name, Outcome.HELD)

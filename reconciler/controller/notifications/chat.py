@@ -10,7 +10,10 @@ failed attempt is captured, scrubbed of the URLs' secrets and made the error.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from reconciler.controller.config import ConfigError
@@ -26,9 +29,19 @@ class AppriseMissing(ConfigError):
     pass
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Apprise's plugins (loaded at the first URL) import the stdlib's imghdr, deprecated
+    since Python 3.11: that DeprecationWarning is Apprise's to fix, not the user's."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
 def load_apprise(target: str) -> Any:
     try:
-        import apprise
+        with _quiet():
+            import apprise
     except ImportError as exc:
         raise AppriseMissing(f"notification target {target} is an Apprise target, but Apprise is not "
                              f"installed: {INSTALL_HINT}") from exc
@@ -41,7 +54,9 @@ class AppriseSender:
         self._apprise = load_apprise(target)
         self._client = self._apprise.Apprise()
         for number, url in enumerate(urls, 1):
-            if not self._client.add(url):
+            with _quiet():
+                added = self._client.add(url)
+            if not added:
                 # Never the URL itself: it carries the service's credentials.
                 raise ConfigError(f"notification target {target}: Apprise does not understand URL {number} "
                                   f"(scheme {url.split('://', 1)[0]!r})")
