@@ -37,6 +37,10 @@ HEADERS = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"),
            ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
                                       "form-action 'none'; frame-ancestors 'none'"))
 MAX_CHANGES_SHOWN = 8
+MAX_FIELDS_SHOWN = 4
+MAX_VALUE = 60
+MAX_RESOURCES_OPEN = 12
+"""A host's resource list is shown unfolded up to this many resources."""
 MAX_ERROR_LINES = 12
 
 STYLE = """
@@ -55,8 +59,9 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 14px;margin:0}dt{c
 .failed,.refused,.rolled-back,.error{background:#f9d7d7;color:#8a1c1c}
 .banner{margin-top:8px;padding:6px 10px;border-radius:4px;font-weight:600}
 ol.timeline{list-style:none;padding:0;margin:0}
-ol.timeline li{border-left:5px solid #8aa0c8;padding:6px 10px;margin:6px 0;background:#fafbfc}
-ol.timeline li.drift{border-left-color:#e0a030}ol.timeline li.bad{background:#fdf6f6}
+ol.timeline>li{border-left:5px solid #8aa0c8;padding:6px 10px;margin:6px 0;background:#fafbfc}
+ol.timeline>li.drift{border-left-color:#e0a030}ol.timeline>li.bad{background:#fdf6f6}
+.field{color:#5a6272;font:12px ui-monospace,monospace}
 .kind{font-weight:600;margin-right:6px}.muted{color:#6b7280}ul.res{margin:2px 0;padding-left:18px}
 """
 
@@ -136,7 +141,7 @@ def _overall(s: Mapping[str, Any]) -> tuple[str, str]:
     error = s.get("last_error")
     if error:
         first = (str(error.get("message", "")).splitlines() or [""])[0]
-        return "error", f"last run failed ({error.get('cause')}): {first}"
+        return "error", f"last commit failed ({error.get('cause')}): {first}"
     if s.get("pending_drift"):
         return "warn", f"{len(s['pending_drift'])} resource(s) drifted, not corrected"
     if s.get("pending"):
@@ -215,16 +220,34 @@ def _hosts(data: PageData, views: list[HostView]) -> str:
             f'<tr id="host-{_e(v.host)}"><td><b>{_e(v.host)}</b></td><td>{last}</td>'
             f"<td>{data.revision(v.applied)}</td>"
             f'<td>{_badge("differs") if drift else ""} {drift}</td><td>{health}</td>'
-            f"<td><details><summary>{_e(counts or 'none')}</summary><ul class=\"res\">{resources}</ul>"
-            "</details></td></tr>")
+            f"<td><details{' open' if len(v.resources) <= MAX_RESOURCES_OPEN else ''}>"
+            f"<summary>{_e(counts or 'none')}</summary><ul class=\"res\">{resources}</ul></details>"
+            "</td></tr>")
     head = ("<tr><th>Host</th><th>Last result</th><th>Applied</th><th>Pending drift</th><th>Health</th>"
             "<th>Resources</th></tr>")
     return f'<section id="hosts"><h2>Hosts</h2><table>{head}{"".join(rows)}</table></section>'
 
 
-def _changes(changes: Sequence[Mapping[str, Any]]) -> str:
+def _value(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= MAX_VALUE else text[:MAX_VALUE - 3] + "..."
+
+
+def _fields(change: Mapping[str, Any]) -> str:
+    """Before and after of a change's fields (already redacted in the record)."""
+    fields = [f for f in change.get("fields") or [] if isinstance(f, Mapping)]
+    lines = [f'<div class="field">{_e(f.get("path"))}: {_e(_value(f.get("before")))} &rarr; '
+             f"{_e(_value(f.get('after')))}</div>" for f in fields[:MAX_FIELDS_SHOWN]]
+    if len(fields) > MAX_FIELDS_SHOWN:
+        lines.append(f'<div class="field">and {len(fields) - MAX_FIELDS_SHOWN} more field(s)</div>')
+    return "".join(lines)
+
+
+def _changes(changes: Sequence[Mapping[str, Any]], *, fields: bool = False) -> str:
     items = [f"<li>{_e(c.get('host'))}: {_e(c.get('action'))} <code>{_e(c.get('address'))}</code> "
-             f'<span class="muted">({_e(c.get("reason"))})</span></li>' for c in changes[:MAX_CHANGES_SHOWN]]
+             f'<span class="muted">({_e(c.get("reason"))})</span>{_fields(c) if fields else ""}</li>'
+             for c in changes[:MAX_CHANGES_SHOWN]]
     if len(changes) > MAX_CHANGES_SHOWN:
         items.append(f'<li class="muted">and {len(changes) - MAX_CHANGES_SHOWN} more</li>')
     return f'<ul class="res">{"".join(items)}</ul>' if items else ""
@@ -235,7 +258,7 @@ def _drift(s: Mapping[str, Any]) -> str:
     if not drift:
         return ""
     return (f'<section id="drift"><h2>Pending drift</h2><p>Found at {_e(s.get("last_drift_check"))} '
-            f"and not corrected:</p>{_changes(drift)}</section>")
+            f"and not corrected:</p>{_changes(drift, fields=True)}</section>")
 
 
 def _contested(s: Mapping[str, Any]) -> str:
@@ -293,7 +316,7 @@ def _entry(data: PageData, e: Mapping[str, Any]) -> str:
         text = "\n".join(str(e["error"]).splitlines()[:MAX_ERROR_LINES])
         lines.append(f"<pre>{_e(text)}</pre>")
     if cause == "drift" or result in ("deferred",):
-        lines.append(_changes(e.get("changes") or []))
+        lines.append(_changes(e.get("changes") or [], fields=cause == "drift"))
     if e.get("contested"):
         lines.append(f"<div>contested: {_e(', '.join(e['contested']))}</div>")
     return f'<li class="{_e(cause)}{bad}" data-result="{_e(result)}">{"".join(lines)}</li>'

@@ -54,8 +54,9 @@ def test_per_host_gauges_and_commit_latency(shared_host: TestHost, tmp_path: Pat
         wait_for("the commit to be applied",
                  lambda: (read_status(state).get("last_applied") or {}).get("revision") == sha, timeout=120,
                  explain=proc.log)
-        values = wait_for("the per-host series", lambda: (v := samples(port)) and host_series(v, "last_result")
-                          and v, timeout=30, explain=proc.log)
+        values = wait_for("the per-host series",
+                          lambda: (v := samples(port)) and host_series(v, "last_result") and v, timeout=30,
+                          explain=proc.log)
         assert host_series(values, "last_result") == {(("host", "web"), ("result", "applied")): 1}
         assert host_series(values, "applied_info") == {(("host", "web"), ("revision", sha)): 1}
         assert host_series(values, "pending_drift") == {(("host", "web"),): 0}

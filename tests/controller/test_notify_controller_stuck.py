@@ -42,6 +42,7 @@ def test_a_hung_run_is_reported_stuck(tmp_path: Path) -> None:
             assert notice["summary"].startswith("the controller is stuck: a run has been busy for ")
             wait_for("/healthz to answer 503", lambda: healthz(port) == 503, timeout=30, explain=proc.log)
             git_server.release()  # the fetch fails; the loop turns again
-            wait_for("/healthz to answer 200 again", lambda: healthz(port) == 200, timeout=60, explain=proc.log)
+            wait_for("/healthz to answer 200 again", lambda: healthz(port) == 200, timeout=60,
+                     explain=proc.log)
             assert proc.stop() == 0
         assert [r.json()["event"] for r in receiver.requests] == ["controller-stuck"]

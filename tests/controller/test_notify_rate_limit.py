@@ -49,6 +49,6 @@ def test_a_flapping_drift_does_not_flood_the_receiver(tmp_path: Path) -> None:
 
 def test_only_notices_that_repeat_without_a_commit_are_limited() -> None:
     repeating = {k for k in NoticeKind if k.repeats}
-    assert repeating == {NoticeKind.DRIFT_CORRECTED, NoticeKind.DRIFT_DETECTED, NoticeKind.DRIFT_NOT_CORRECTED,
-                         NoticeKind.CONTROLLER_RESTARTED, NoticeKind.CONTROLLER_STUCK,
-                         NoticeKind.CONTROLLER_ERROR}
+    assert repeating == {NoticeKind.DRIFT_CORRECTED, NoticeKind.DRIFT_DETECTED,
+                         NoticeKind.DRIFT_NOT_CORRECTED, NoticeKind.CONTROLLER_RESTARTED,
+                         NoticeKind.CONTROLLER_STUCK, NoticeKind.CONTROLLER_ERROR}

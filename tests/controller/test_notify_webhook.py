@@ -12,9 +12,9 @@ from pathlib import Path
 from reconciler.controller.notifications import Outcome
 from reconciler.controller.notifications.webhook import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign
 from tests.controller.notify_support import (
+    INFO,
     A,
     B,
-    INFO,
     Outcomes,
     config,
     drift_corrected,
@@ -51,8 +51,8 @@ def test_a_notice_reaches_the_webhook_signed(tmp_path: Path) -> None:
     assert request.headers[SIGNATURE_HEADER.lower()] == expected == sign(SECRET.encode(), request.body)
     payload = request.json()
     assert payload["id"] == request.headers[DELIVERY_HEADER.lower()]
-    assert {k: payload[k] for k in ("version", "event", "severity", "revision", "hosts", "rollback_to", "stage",
-                                    "trigger")} == {
+    keys = ("version", "event", "severity", "revision", "hosts", "rollback_to", "stage", "trigger")
+    assert {k: payload[k] for k in keys} == {
         "version": 1, "event": "rolled-back", "severity": "error", "revision": B, "hosts": ["web"],
         "rollback_to": A, "stage": "health", "trigger": "webhook"}
     assert payload["summary"] == f"commit {B[:12]} rolled back to {A[:12]}: health failed"
