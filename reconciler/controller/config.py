@@ -317,10 +317,17 @@ class CommitStatusConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     api: str = Field(description="API base: https://git.example.com/api/v1 or https://api.github.com.")
-    repository: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="owner/name")
+    repository: str = Field(description="owner/name")
     token_file: str | None = Field(default=None, description=f"Or ${FORGE_TOKEN_ENV}.")
     context: str = "reconciler"
     target_url: str | None = Field(default=None, description="Link of the status; {revision} is the commit.")
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", value) or ".." in value:
+            raise ValueError("expected owner/name, e.g. ops/servqr")
+        return value
 
     @field_validator("api")
     @classmethod
