@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare this machine (fresh Debian 12, as root) for the demo and the tests:
-#   1. machine packages (python3 venv support, git ...), only the missing ones
+#   1. machine packages (python3 venv support, git, chromium ...), only the missing ones
 #   2. .venv in the repo with the machine's python3 (>= 3.11) and `pip install -e '.[test]'`
 #   3. the Docker engine (scripts/ensure-docker.sh)
 #   4. the test bed images (python -m testbed.images build)
@@ -47,7 +47,9 @@ pick_python() {
 }
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for p in git ca-certificates; do have_pkg "$p" || need+=("$p"); done
+# chromium (+ a font to render text): the controller's status page is tested in a real
+# headless browser (tests/support/browser.py); only installed when missing.
+for p in git ca-certificates chromium fonts-liberation; do have_pkg "$p" || need+=("$p"); done
 PY=$(pick_python || true)
 if [ -z "$PY" ]; then
     need+=(python3 python3-venv)
