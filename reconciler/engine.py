@@ -110,10 +110,16 @@ class HostSession:
     def providers(self) -> Mapping[str, Provider[Any]]:
         return self.spec.providers
 
+    def _entries(self) -> list[ResourceEntry]:
+        """The spec's resources on this host, less implied ones (``Provider.implied_by``)
+        that another stack owns: that stack already puts them in effect here."""
+        return [e for e in self.spec.entries_for(self.name)
+                if not e.implied or self.inventory.owner_of(e.address) in (None, LEGACY, self.spec.stack)]
+
     # ------------------------------------------------------------------ planning
     def observe(self) -> None:
         self.inventory = Inventory.read(self.transport, self.spec.stack)
-        entries = self.spec.entries_for(self.name)
+        entries = self._entries()
         by_kind: dict[str, dict[str, Resource]] = {k: {} for k in self.providers}
         for e in entries:
             res = self.spec.resource_for_host(e, self.name)
@@ -143,7 +149,7 @@ class HostSession:
             REDACTOR.register(value)
 
     def compute_plan(self) -> HostPlan:
-        entries = self.spec.entries_for(self.name)
+        entries = self._entries()
         spec_addresses = {e.address for e in entries}
         self._plan_ownership(spec_addresses)
         for e in entries:
@@ -511,7 +517,7 @@ class HostSession:
         """Every spec resource that is now as the spec says is recorded, adopted or not,
         and owned objects already gone from the host are forgotten."""
         planned = {p.item.change.address for p in self.planned}
-        for e in self.spec.entries_for(self.name):
+        for e in self._entries():
             if e.address in failed:
                 continue
             if self.observed.get(e.kind, {}).get(e.id) is None and e.address not in planned:
@@ -521,7 +527,7 @@ class HostSession:
             self.inventory.record(e.kind, e.id, created=None if existing else False, spec_hash=spec_hash(res),
                                   revision=self.options.revision if existing is None or
                                   existing.spec_hash != spec_hash(res) else None)
-        spec_addresses = {e.address for e in self.spec.entries_for(self.name)}
+        spec_addresses = {e.address for e in self._entries()}
         for obj in list(self.inventory.objects.values()):
             if obj.address in spec_addresses or obj.address in failed:
                 continue

@@ -108,6 +108,10 @@ class Provider(Generic[R]):
     """Default apply position; lower runs earlier. Deletes run in reverse order."""
     singleton: ClassVar[bool] = False
     """True when the spec holds one object (not a list) of this kind, e.g. a firewall."""
+    implied_by: ClassVar[tuple[str, ...]] = ()
+    """For a singleton kind: kinds whose resources put it in effect, with its defaults,
+    on their hosts when the spec does not declare it (host-wide settings that every
+    resource of those kinds relies on, e.g. nginx's TLS defaults for nginx_sites)."""
     provides_secrets: ClassVar[bool] = False
     prunable: ClassVar[bool] = True
     """False for kinds whose objects are too precious to delete when they leave the spec

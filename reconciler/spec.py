@@ -132,6 +132,8 @@ class ResourceEntry:
     pos: SourcePos | None
     # Position in the list of the file that declares it: what a user counts in that file.
     file_index: int | None = None
+    # Not declared: in effect through Provider.implied_by. Another stack may own it.
+    implied: bool = False
 
     @property
     def address(self) -> str:
@@ -513,6 +515,7 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
             entries.append(ResourceEntry(kind, provider.resource_id(res), index, res, pos,
                                          file_index.get((kind, index))))
 
+    entries += _implied_entries(providers, entries)
     spec = LoadedSpec(str(root), digest.hexdigest(), hosts, global_vars, entries, providers, positions)
     spec.stack = stack if stack is not None else default_stack or default_stack_name(root)
     spec.adopt = frozenset(adopt)
@@ -522,6 +525,27 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
         return None, diags
     spec.warnings = diags.warnings
     return spec, diags
+
+
+def _implied_entries(providers: Mapping[str, Provider[Any]], entries: list[ResourceEntry]) -> list[
+        ResourceEntry]:
+    """A default resource for each singleton kind the spec does not declare but that a
+    declared resource implies (``Provider.implied_by``), on the hosts of those resources.
+    It reports at the position of the first resource that implies it."""
+    declared = {e.kind for e in entries}
+    implied: list[ResourceEntry] = []
+    for kind, provider in providers.items():
+        if not provider.singleton or not provider.implied_by or kind in declared:
+            continue
+        implying = [e for e in entries if e.kind in provider.implied_by]
+        if not implying:
+            continue
+        hosts = None if any(e.resource.hosts is None for e in implying) else sorted(
+            {h for e in implying for h in e.resource.hosts or []})
+        res = provider.model.model_validate({} if hosts is None else {"hosts": hosts})
+        res._source_file = implying[0].resource._source_file
+        implied.append(ResourceEntry(kind, provider.resource_id(res), -1, res, implying[0].pos, implied=True))
+    return implied
 
 
 STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

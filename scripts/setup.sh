@@ -47,9 +47,10 @@ pick_python() {
 }
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+# testssl.sh: the TLS scanner the nginx tests run against a test host's published 443.
 # chromium (+ a font to render text): the controller's status page is tested in a real
-# headless browser (tests/support/browser.py); only installed when missing.
-for p in git ca-certificates chromium fonts-liberation; do have_pkg "$p" || need+=("$p"); done
+# headless browser (tests/support/browser.py). Each only installed when missing.
+for p in git ca-certificates testssl.sh chromium fonts-liberation; do have_pkg "$p" || need+=("$p"); done
 PY=$(pick_python || true)
 if [ -z "$PY" ]; then
     need+=(python3 python3-venv)

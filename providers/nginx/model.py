@@ -41,7 +41,8 @@ _HAS_SPACE = re.compile(r"\s")
 _LINE_BREAK = re.compile(r"[\n\r\0]")
 
 DEFAULT_HSTS_MAX_AGE = 31536000  # one year, the value hstspreload.org asks for
-RESERVED_SITE_NAMES = frozenset({"default"})
+# default: Debian's site; reconciler-security: the nginx kind's conf.d snippet.
+RESERVED_SITE_NAMES = frozenset({"default", "reconciler-security"})
 
 
 class _Strict(BaseModel):

@@ -27,6 +27,8 @@ from reconciler.plan import Action
 from reconciler.provider import ApplyItem, HostContext, Issue, Provider, State
 from reconciler.sensitive import KNOWN_AFTER_APPLY, KnownAfterApply, Sensitive
 
+from ..common.exposure import measure
+from .hardening import failure_hint
 from .health import journal_tail, wait_healthy
 from .model import ENV_DIR, UNIT_DIR, UNIT_NAME, Service, unit_reference, validate_service
 from .observe import observe_argv, parse_observation, service_state, watched_files
@@ -45,6 +47,7 @@ from .systemd import (
 __all__ = ["Service", "ServicesProvider"]
 
 SCRATCH_KEY = "services"
+EXPOSURE_KEY = "services.exposure"
 
 
 @dataclass
@@ -134,6 +137,9 @@ class ServicesProvider(Provider[Service]):
         }
         if resource.state == "running":
             state["changed_since_start"] = []
+        after = _exposure(ctx).get(resource.name, {}).get("after")
+        if after is not None:
+            state["exposure"] = after
         return state
 
     def observe(self, ctx: HostContext, ids: Sequence[str], resources: Mapping[str, Service]) -> dict[
@@ -143,7 +149,32 @@ class ServicesProvider(Provider[Service]):
         extra = sorted({p for r in resources.values() for p in watched_files(r)})
         result = ctx.transport.run(observe_argv(ids, extra))
         obs = parse_observation(result.out)
-        return {name: service_state(name, obs, resources.get(name)) for name in ids}
+        states = {name: service_state(name, obs, resources.get(name)) for name in ids}
+        self._score_planned_units(ctx, ids, resources, states)
+        return states
+
+    @staticmethod
+    def _score_planned_units(ctx: HostContext, ids: Sequence[str], resources: Mapping[str, Service],
+                             states: dict[str, State | None]) -> None:
+        """The ``systemd-analyze security`` exposure of every unit whose file will change:
+        as loaded now (``exposure`` of the actual state) and as rendered (of the desired
+        state), so the plan shows ``exposure = "5.4 MEDIUM" -> "1.1 OK"``. Units whose file
+        matches cost nothing: a no-op plan runs no extra command."""
+        scores = _exposure(ctx)
+        for name in ids:
+            scores.pop(name, None)
+        planned = {f"{name}.service": render_unit(res) for name, res in resources.items()
+                   if name in ids and (states.get(name) or {}).get("unit") != digest(render_unit(res))}
+        if not planned:
+            return
+        live = [unit for unit in planned if states.get(unit.removesuffix(".service")) is not None]
+        measured = measure(ctx.transport, units=planned, live=live)
+        for unit in planned:
+            name = unit.removesuffix(".service")
+            scores[name] = {"before": measured.before.get(unit), "after": measured.after.get(unit)}
+            state = states.get(name)
+            if state is not None and measured.before.get(unit) is not None:
+                state["exposure"] = measured.before[unit]
 
     def unmanaged(self, ctx: HostContext, observed: Mapping[str, State | None]) -> list[str]:
         """Drop-ins (``systemctl edit``) change a managed unit behind the spec's back;
@@ -235,8 +266,16 @@ class ServicesProvider(Provider[Service]):
                    or bool(actual.get("changed_since_start")) or bool(actual.get("need_daemon_reload"))
                    or any(t in ctx.applied for t in self.triggers(service)))
         if restart:
-            self._control(ctx, service, "start", ["systemctl", "restart", "--", service.unit_name])
-            wait_healthy(ctx, service)
+            try:
+                self._control(ctx, service, "start", ["systemctl", "restart", "--", service.unit_name])
+                wait_healthy(ctx, service)
+            except ApplyError as exc:
+                # Name the sandbox directive the journal points at: a program that breaks
+                # under a profile it never asked for should say why.
+                hint = failure_hint(service.hardening, str(exc)) if service.unit is None else ""
+                if not hint:
+                    raise
+                raise ApplyError(f"{exc}\n{hint}") from exc
 
     @staticmethod
     def _control(ctx: HostContext, service: Service, verb: str, argv: list[str]) -> None:
@@ -251,6 +290,14 @@ class ServicesProvider(Provider[Service]):
         if run.reload_after_prune:
             ctx.transport.run(["systemctl", "daemon-reload"])
             run.reload_after_prune = False
+
+
+def _exposure(ctx: HostContext) -> dict[str, dict[str, str | None]]:
+    """Scores measured by the last observe, per service name (kept in ``ctx.scratch``)."""
+    scores = ctx.scratch.get(EXPOSURE_KEY)
+    if not isinstance(scores, dict):
+        scores = ctx.scratch[EXPOSURE_KEY] = {}
+    return scores
 
 
 def _enable_action(name: str, actual: State | None, desired: State | None) -> list[str]:
