@@ -23,8 +23,8 @@ import structlog
 
 from reconciler.errors import CommandFailed, LockBusy, ReconcilerError, TransportError
 from reconciler.interpolate import references, walk_strings
-from reconciler.inventory import Inventory
-from reconciler.plan import Action, Change, FieldChange, HostPlan, Plan, Reason
+from reconciler.inventory import LEGACY, Inventory
+from reconciler.plan import Action, Change, FieldChange, Handover, HostPlan, Plan, Reason
 from reconciler.provider import ApplyItem, HostContext, Provider, Resource, State
 from reconciler.report import ApplyReport, ChangeOutcome, HostReport, Status
 from reconciler.sensitive import REDACTOR, contains_sensitive, public
@@ -56,7 +56,21 @@ def make_transport(name: str, spec: LoadedSpec) -> Transport:
     from reconciler.transport.ssh import SSHTransport  # paramiko only when a host needs it
 
     return SSHTransport(name, host.connect, identity_file=host.identity_file,
-                        known_hosts=host.known_hosts, host_key=host.host_key)
+                        known_hosts=host.known_hosts, host_key=host.host_key,
+                        via=host.via, proxy_jump=host.proxy_jump, peers=spec.hosts)
+
+
+def transport_key(name: str, spec: LoadedSpec) -> str:
+    """Everything that decides how ``name`` is reached: its access settings and those of
+    the hosts it jumps through (``via``). A long-lived transport is replaced when this
+    changes."""
+    parts: list[str] = []
+    current: str | None = name
+    while current is not None and current in spec.hosts and len(parts) <= len(spec.hosts):
+        host = spec.hosts[current]
+        parts.append(host.model_dump_json(exclude={"vars"}))
+        current = host.via
+    return "\n".join(parts)
 
 
 def spec_hash(resource: Resource) -> str:
@@ -98,7 +112,7 @@ class HostSession:
 
     # ------------------------------------------------------------------ planning
     def observe(self) -> None:
-        self.inventory = Inventory.read(self.transport)
+        self.inventory = Inventory.read(self.transport, self.spec.stack)
         entries = self.spec.entries_for(self.name)
         by_kind: dict[str, dict[str, Resource]] = {k: {} for k in self.providers}
         for e in entries:
@@ -131,6 +145,7 @@ class HostSession:
     def compute_plan(self) -> HostPlan:
         entries = self.spec.entries_for(self.name)
         spec_addresses = {e.address for e in entries}
+        self._plan_ownership(spec_addresses)
         for e in entries:
             provider = self.providers[e.kind]
             res = self.resources[e.address]
@@ -166,6 +181,38 @@ class HostSession:
         self.plan.changes = [p.item.change for p in self.planned]
         self.plan.observed_digest = self._observed_digest()
         return self.plan
+
+    def _plan_ownership(self, spec_addresses: set[str]) -> None:
+        """Objects of this spec that another stack owns are refused (ReconcilerError naming
+        both stacks) unless the spec adopts them; adopted ones, and 0.1 inventory objects,
+        change hands at apply (``plan.handovers``)."""
+        stack, inventory = self.spec.stack, self.inventory
+        taken: dict[str, list[str]] = {}
+        for address in sorted(spec_addresses):
+            owner = inventory.owner_of(address)
+            if owner is None or owner == stack:
+                continue
+            if owner == LEGACY:
+                self.plan.handovers.append(Handover(address, LEGACY, stack))
+            elif address in self.spec.adopt:
+                self.plan.handovers.append(Handover(address, owner, stack))
+            else:
+                taken.setdefault(owner, []).append(address)
+        if taken:
+            them = "it" if sum(len(a) for a in taken.values()) == 1 else "them"
+            owned = "; ".join(f"stack {stack} declares {', '.join(addresses)}, owned by stack {owner}"
+                              for owner, addresses in sorted(taken.items()))
+            raise ReconcilerError(f"{owned}; remove {them} from one of the specs, or list {them} under "
+                                  f"`adopt:` in stack {stack}'s spec to take {them} over")
+        leftover = sorted(a for a in inventory.unclaimed if a not in spec_addresses)
+        if inventory.legacy_present:
+            # The migration at apply keeps them, owned by no stack, for whoever declares them.
+            self.plan.handovers.extend(Handover(a, LEGACY, "") for a in leftover)
+        elif leftover:
+            self.plan.warnings.append(
+                f"{len(leftover)} object(s) of the 0.1 inventory are owned by no stack "
+                f"({', '.join(leftover)}); a stack that declares one takes it over, and none is ever "
+                "pruned meanwhile")
 
     def _change_for(self, e: ResourceEntry, provider: Provider[Any], desired: State | None,
                     actual: State | None) -> Change | None:
@@ -278,21 +325,26 @@ class HostSession:
         return out + deletes
 
     def _observed_digest(self) -> str:
-        data = {kind: {rid: public(state) for rid, state in states.items()}
-                for kind, states in self.observed.items()}
+        data: dict[str, Any] = {kind: {rid: public(state) for rid, state in states.items()}
+                                for kind, states in self.observed.items()}
+        data[" ownership"] = self.inventory.digest()  # another stack's apply makes a saved plan stale
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------ applying
     def apply(self, report: HostReport) -> None:
+        self._hold_lock()
         total = len(self.planned)
         failed: set[str] = set()
         # Record creations before making them: if the run dies half-way, what it
         # made is still known as ours and can be pruned later.
+        for handover in self.plan.handovers:
+            if handover.to_stack:
+                self.inventory.take(handover.address)
         for p in self.planned:
             c = p.item.change
             if c.action is Action.CREATE:
                 self.inventory.record(c.kind, c.id, created=True)
-        if total:
+        if total or self.plan.handovers:
             self.inventory.write(self.transport)
 
         done = 0
@@ -333,6 +385,17 @@ class HostSession:
                 self.inventory.write(self.transport)
             except ReconcilerError as exc:
                 report.error = f"could not write the inventory: {exc}"
+
+    def _hold_lock(self) -> None:
+        """The inventory (the owner index above all) is only written under the host lock.
+        A plan made without the lock is checked against who owns what now: another
+        stack's apply in between makes it stale."""
+        if self.lock is not None:
+            return
+        self.lock = self.transport.lock(self.options.lock_wait)
+        if Inventory.read(self.transport, self.spec.stack).digest() != self.inventory.digest():
+            raise ReconcilerError("who owns what on this host changed since the plan (another stack "
+                                  "applied in between); plan again")
 
     @staticmethod
     def _groups(planned: list[_Planned]) -> list[tuple[str, list[_Planned]]]:
@@ -527,7 +590,7 @@ class Engine:
         self._check_replace()
         # Absolute, so `reconcile apply PLAN` finds the spec from any directory.
         plan = Plan(os.path.abspath(self.spec.path), self.spec.digest, self.options.revision,
-                    diagnostics=list(self.spec.warnings))
+                    diagnostics=list(self.spec.warnings), stack=self.spec.stack)
 
         def plan_host(name: str) -> HostPlan:
             session = HostSession(name, self.spec, self.transport(name), self.options)

@@ -91,6 +91,27 @@ class Change:
                    Reason(data["reason"]), data.get("note", ""))
 
 
+@dataclass(frozen=True)
+class Handover:
+    """An object changing hands at apply, with no change to the object itself: a stack
+    takes it over from another (``adopt:``), or the 0.1 inventory is migrated (an
+    object goes to the stack that declares it; ``to_stack`` ``""``: to no stack yet)."""
+
+    address: str
+    from_stack: str  # "" for the 0.1 inventory
+    to_stack: str    # "" for unclaimed (kept, owned by no stack, never pruned)
+
+    def describe(self) -> str:
+        source = f"stack {self.from_stack}" if self.from_stack else "the 0.1 inventory"
+        if not self.to_stack:
+            return f"{self.address}: from {source}, declared by no stack yet: kept unclaimed (never pruned)"
+        how = " (adopt)" if self.from_stack else ""
+        return f"{self.address}: moves from {source} to stack {self.to_stack}{how}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"address": self.address, "from_stack": self.from_stack, "to_stack": self.to_stack}
+
+
 @dataclass
 class HostPlan:
     host: str
@@ -98,6 +119,8 @@ class HostPlan:
     # Objects the reconciler sees but does not own; shown, never touched.
     unmanaged: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Ownership that changes at apply (adopt:, the 0.1 inventory's migration).
+    handovers: list[Handover] = field(default_factory=list)
     observed_digest: str = ""
     error: str = ""
     # The error came from the connection (host unreachable, host lock busy): a retry may work.
@@ -106,6 +129,7 @@ class HostPlan:
     def to_json(self) -> dict[str, Any]:
         return {"host": self.host, "changes": [c.to_json() for c in self.changes],
                 "unmanaged": self.unmanaged, "warnings": [public(w) for w in self.warnings],
+                "handovers": [h.to_json() for h in self.handovers],
                 "observed_digest": self.observed_digest, "error": public(self.error)}
 
 
@@ -116,6 +140,7 @@ class Plan:
     revision: str = ""
     hosts: list[HostPlan] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    stack: str = ""
 
     @property
     def changes(self) -> list[Change]:
@@ -123,7 +148,8 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.changes)
+        """Anything for apply to do: changes, or ownership handed over."""
+        return bool(self.changes) or any(h.handovers for h in self.hosts)
 
     @property
     def has_errors(self) -> bool:
@@ -148,6 +174,7 @@ class Plan:
             "format_version": FORMAT_VERSION,
             "spec_path": self.spec_path,
             "spec_digest": self.spec_digest,
+            "stack": self.stack,
             "revision": self.revision,
             "summary": self.summary(),
             "hosts": [h.to_json() for h in self.hosts],

@@ -81,7 +81,7 @@ def render_plan(plan: Plan, *, color: bool = False) -> str:
             out.append(paint(f"Error: host {host.host}: {public(host.error)}", "!"))
             out.append("")
             continue
-        if not host.changes and not host.warnings and not host.unmanaged:
+        if not host.changes and not host.warnings and not host.unmanaged and not host.handovers:
             if multi:
                 out.append(f"Host {host.host}: no changes.")
             continue
@@ -90,6 +90,10 @@ def render_plan(plan: Plan, *, color: bool = False) -> str:
             out.append("")
         for change in host.changes:
             out.extend(render_change(change, paint))
+        for h in host.handovers:
+            out.append(f"  {paint('»', 'bold')} ownership on {host.host}: {h.describe()}")
+        if host.handovers:
+            out.append("")
         for w in host.warnings:
             out.append(paint(f"  Warning ({host.host}): {public(w)}", "~"))
         for u in host.unmanaged:
@@ -98,8 +102,10 @@ def render_plan(plan: Plan, *, color: bool = False) -> str:
             out.append("")
     if plan.has_changes:
         s = plan.summary()
-        out.append(paint(f"Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy.",
-                         "bold"))
+        handovers = sum(len(h.handovers) for h in plan.hosts)
+        extra = f", {handovers} ownership handover{'s' if handovers != 1 else ''}" if handovers else ""
+        out.append(paint(f"Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy"
+                         f"{extra}.", "bold"))
     elif not plan.has_errors:
         out.append(paint("No changes. The hosts match the spec.", "bold"))
     return "\n".join(out)

@@ -112,7 +112,7 @@ from reconciler.controller.watchers import DockerEventsWatcher, PathWatcher, Rep
 from reconciler.diagnostics import Diagnostic, Diagnostics, SourcePos
 from reconciler.provider import ProviderLoadError
 from reconciler.sensitive import REDACTOR
-from reconciler.spec import LoadedSpec, load_spec
+from reconciler.spec import LoadedSpec, load_spec, stack_name_in_repo
 
 log = structlog.get_logger("reconciler.controller")
 
@@ -422,7 +422,8 @@ class Controller:
         sha = action.revision
         try:
             tree = self.source.checkout(sha)
-            spec, diags = load_spec(str(tree / self.config.path))
+            spec, diags = load_spec(str(tree / self.config.path),
+                                    default_stack=stack_name_in_repo(self.config.repo, self.config.path))
         except GitSourceError as exc:
             return RevisionLoaded(time.time(), sha, LoadOutcome.CHECKOUT_FAILED, str(exc))
         except ProviderLoadError as exc:

@@ -15,9 +15,9 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from reconciler.engine import make_transport
+from reconciler.engine import make_transport, transport_key
 from reconciler.errors import LockBusy, TransportError
-from reconciler.spec import HostSpec, LoadedSpec
+from reconciler.spec import LoadedSpec
 from reconciler.transport.base import CommandResult, HostLock, Transport
 
 if TYPE_CHECKING:
@@ -113,22 +113,18 @@ class PooledTransport(Transport):
         return True
 
 
-def _key(spec: HostSpec) -> tuple[str, str | None, str | None, str]:
-    return (spec.connect, spec.identity_file, spec.known_hosts, spec.host_key)
-
-
 class TransportPool:
     """One pooled transport per host, replaced when the host's connection settings change
     or after ``RECYCLE_AFTER_COMMANDS`` commands."""
 
     def __init__(self, recycle_after: int = RECYCLE_AFTER_COMMANDS) -> None:
         self.recycle_after = recycle_after
-        self._pool: dict[str, tuple[tuple[str, str | None, str | None, str], PooledTransport]] = {}
+        self._pool: dict[str, tuple[str, PooledTransport]] = {}
 
     def for_spec(self, spec: LoadedSpec) -> dict[str, PooledTransport]:
         out: dict[str, PooledTransport] = {}
-        for name, host in spec.hosts.items():
-            key = _key(host)
+        for name in spec.hosts:
+            key = transport_key(name, spec)
             current = self._pool.get(name)
             worn = current is not None and current[1].inner.commands_run >= self.recycle_after
             if current is None or current[0] != key or worn:

@@ -1,19 +1,20 @@
 """The SSH transport: one paramiko connection per host, many channels over it.
 
-Host keys are checked against known_hosts (the user's, plus a file the spec
-names) and unknown hosts are refused unless ``host_key: accept-new`` is set, in
+How the connection is made (``~/.ssh/config``, jump hosts, host keys, which keys
+are tried) is in :mod:`reconciler.transport.sshconfig` (the settings) and
+:mod:`reconciler.transport.sshconnect` (the connection). In short: host keys are
+checked against known_hosts (the spec's file decides for a host it lists, else the
+user's) and unknown hosts are refused unless ``host_key: accept-new`` is set, in
 which case a new key is recorded and a changed key is still refused, as
 OpenSSH's ``StrictHostKeyChecking=accept-new`` does.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
@@ -21,6 +22,8 @@ import paramiko
 
 from reconciler.errors import LockBusy, TransportError
 from reconciler.transport.base import LOCK_SCRIPT, CommandResult, HostLock, Transport
+from reconciler.transport.sshconfig import Access, HostAccess, Route, SSHSettingsError, resolve_route
+from reconciler.transport.sshconnect import JumpPool, connect
 
 if TYPE_CHECKING:
     import docker
@@ -43,20 +46,6 @@ class SSHTarget:
         return f"ssh://{self.user}@{self.hostname}:{self.port}"
 
 
-class _AcceptNew(paramiko.MissingHostKeyPolicy):
-    """Record an unknown host's key; a *changed* key still fails in paramiko itself."""
-
-    def __init__(self, save_to: Path | None) -> None:
-        self.save_to = save_to
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        client.get_host_keys().add(hostname, key.get_name(), key)
-        if self.save_to is not None:
-            self.save_to.parent.mkdir(parents=True, exist_ok=True)
-            with self.save_to.open("a") as fh:
-                fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
-
-
 class _SSHLock(HostLock):
     def __init__(self, channel: paramiko.Channel) -> None:
         self._channel = channel
@@ -72,13 +61,22 @@ class _SSHLock(HostLock):
 class SSHTransport(Transport):
     def __init__(self, host_name: str, url: str, *, identity_file: str | None = None,
                  known_hosts: str | None = None, host_key: str = "check",
-                 connect_timeout: float = 15) -> None:
+                 connect_timeout: float = 15, via: str | None = None,
+                 proxy_jump: str | list[str] | None = None,
+                 peers: Mapping[str, HostAccess] | None = None, share_jumps: bool = True) -> None:
+        """``via`` names another entry of ``peers`` (the spec's hosts) to jump through;
+        ``proxy_jump`` is a jump URL or chain. With ``share_jumps`` the connection to a
+        jump host is shared with other targets behind it (process-wide pool)."""
         super().__init__(host_name)
-        self.target = SSHTarget.parse(url)
+        self.target = SSHTarget.parse(url)  # as written; the route (config applied) is resolved on connect
+        self.access = Access(url, identity_file, known_hosts, host_key, via, proxy_jump)
+        self.peers: Mapping[str, HostAccess] = dict(peers or {})
         self.identity_file = identity_file
         self.known_hosts = known_hosts
         self.host_key = host_key
         self.connect_timeout = connect_timeout
+        self.route: Route | None = None
+        self._jumps: JumpPool | None = None if share_jumps else JumpPool()
         self._client: paramiko.SSHClient | None = None
         self._connect_lock = threading.Lock()
         self._docker: docker.DockerClient | None = None
@@ -86,48 +84,21 @@ class SSHTransport(Transport):
 
     @property
     def description(self) -> str:
-        return str(self.target)
+        return self.route.description if self.route is not None else str(self.target)
 
     def _new_client(self) -> paramiko.SSHClient:
-        client = paramiko.SSHClient()
-        user_known = Path(os.path.expanduser("~/.ssh/known_hosts"))
-        if user_known.exists():
-            client.load_host_keys(str(user_known))
-        extra = Path(self.known_hosts).expanduser() if self.known_hosts else None
-        if extra is not None and extra.exists():
-            client.get_host_keys().load(str(extra))
-        if self.host_key == "accept-new":
-            client.set_missing_host_key_policy(_AcceptNew(extra or user_known))
-        else:
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        """Resolve the route (spec, then ~/.ssh/config) and log in along it. A previous,
+        dead client is closed first, which gives back its hold on a shared jump host."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
         try:
-            client.connect(
-                self.target.hostname, port=self.target.port, username=self.target.user,
-                key_filename=os.path.expanduser(self.identity_file) if self.identity_file else None,
-                timeout=self.connect_timeout, banner_timeout=self.connect_timeout,
-                auth_timeout=self.connect_timeout, allow_agent=True, look_for_keys=self.identity_file is None,
-            )
-        except paramiko.ssh_exception.NoValidConnectionsError as exc:
-            # paramiko's own text is "[Errno None] Unable to connect to port N on ADDR";
-            # the per-address errors say why (connection refused, no route to host).
-            reasons = sorted({getattr(e, "strerror", None) or str(e)
-                              for e in exc.errors.values()}) or [str(exc)]
-            raise TransportError(f"{self.target}: cannot connect: {'; '.join(reasons)}") from exc
-        except paramiko.BadHostKeyException as exc:
-            raise TransportError(
-                f"{self.target}: host key CHANGED (possible man-in-the-middle): {exc}") from exc
-        except paramiko.SSHException as exc:
-            if "not found in known_hosts" in str(exc):
-                raise TransportError(
-                    f"{self.target}: unknown host key; add it to known_hosts or set "
-                    f"`host_key: accept-new` on host {self.host_name}") from exc
-            raise TransportError(f"{self.target}: SSH failed: {exc}") from exc
-        except OSError as exc:  # TimeoutError is an OSError
-            raise TransportError(f"{self.target}: cannot connect: {exc}") from exc
-        transport = client.get_transport()
-        if transport is not None:
-            transport.set_keepalive(15)
-        return client
+            self.route = resolve_route(self.host_name, self.access, self.peers)
+        except SSHSettingsError as exc:
+            raise TransportError(str(exc)) from exc
+        target = self.route.target
+        self.target = SSHTarget(target.user, target.name, target.port)
+        return connect(self.route, host_name=self.host_name, timeout=self.connect_timeout, pool=self._jumps)
 
     @property
     def client(self) -> paramiko.SSHClient:
@@ -212,8 +183,12 @@ class SSHTransport(Transport):
         return _SSHLock(channel)
 
     def probe_new_connection(self, timeout: float = 10) -> bool:
-        probe = SSHTransport(self.host_name, str(self.target), identity_file=self.identity_file,
-                             known_hosts=self.known_hosts, host_key=self.host_key, connect_timeout=timeout)
+        """A brand-new login the way an operator would make it: new connections to the
+        jump hosts too (a pool of its own), not the shared ones."""
+        a = self.access
+        probe = SSHTransport(self.host_name, a.connect, identity_file=a.identity_file,
+                             known_hosts=a.known_hosts, host_key=a.host_key, connect_timeout=timeout,
+                             via=a.via, proxy_jump=a.proxy_jump, peers=self.peers, share_jumps=False)
         deadline = time.monotonic() + timeout
         try:
             probe.run(["true"], timeout=max(1.0, deadline - time.monotonic()))

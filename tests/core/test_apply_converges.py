@@ -50,7 +50,7 @@ def test_plan_apply_then_nothing_to_do(fresh_host: TestHost, tmp_path: Path) -> 
         assert f"  + {address}\n" in proc.stdout
     assert proc.stdout.rstrip().endswith("Plan: 5 to add, 0 to change, 0 to destroy.")
     assert not exists(host, "/srv/shop") and not exists(host, "/etc/shop-motd")
-    assert not exists(host, "/var/lib/reconciler/inventory.json")
+    assert not exists(host, "/var/lib/reconciler")  # no inventory written by a plan
     plan = plan_json(spec)
     assert {c["action"] for c in changes_by_address(plan).values()} == {"create"}
     assert {c["reason"] for c in changes_by_address(plan).values()} == {"absent"}

@@ -37,7 +37,7 @@ def test_host_option_limits_the_run(host_factory: HostFactory, tmp_path: Path) -
     assert "db" not in proc.stdout
     assert cat(web, "/srv/sel/hello.txt") == "hello web\n"
     assert not exists(db, "/srv/sel")
-    assert not exists(db, "/var/lib/reconciler/inventory.json")
+    assert not exists(db, "/var/lib/reconciler")
 
     # Without --host every host is planned; only db has work left.
     plan = json.loads(reconcile("plan", spec, "--output", "json", check_code=0).stdout)

@@ -15,7 +15,7 @@ from typing import Any
 
 from reconciler.diagnostics import Diagnostic, Severity, SourcePos
 from reconciler.engine import ApplyReport, ChangeOutcome, HostReport, Status
-from reconciler.plan import FORMAT_VERSION, Action, Change, FieldChange, HostPlan, Plan, Reason
+from reconciler.plan import FORMAT_VERSION, Action, Change, FieldChange, Handover, HostPlan, Plan, Reason
 from reconciler.sensitive import KNOWN_AFTER_APPLY, REDACTOR, Sensitive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,10 +40,13 @@ def sample_plan() -> Plan:
     ]
     return Plan("/srv/specs/prod", "ab" * 32, "a1b2c3d4e5f6", [
         HostPlan("web", changes, unmanaged=["containers:other"], warnings=["files:/etc/x left the spec"],
-                 observed_digest="9c0e4b7d2a61f3e8"),
+                 observed_digest="9c0e4b7d2a61f3e8",
+                 handovers=[Handover("files:/etc/app/shared.conf", "monitoring", "prod"),
+                            Handover("files:/etc/legacy.conf", "", "")]),
         HostPlan("db", error="ssh://root@127.0.0.1:1: cannot connect"),
     ], [Diagnostic("fewer than 16 characters is weak for a generated secret", "secrets[0].length",
-                   SourcePos("prod.yaml", 4, 5), Severity.WARNING, resource="secrets:db_password")])
+                   SourcePos("prod.yaml", 4, 5), Severity.WARNING, resource="secrets:db_password")],
+        stack="prod")
 
 
 def test_plan_json_matches_golden() -> None:

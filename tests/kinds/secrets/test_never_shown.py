@@ -78,7 +78,8 @@ def test_secret_value_never_appears(fresh_host: TestHost, tmp_path: Path) -> Non
     second = cat(host, SECRET_PATH)
     assert second != first
 
-    outputs.append(cat(host, "/var/lib/reconciler/inventory.json"))
+    outputs.append(cat(host, "/var/lib/reconciler/owners.json"))
+    outputs.append(host.exec("cat /var/lib/reconciler/stacks/*.json").stdout)
     assert any('"event": "change"' in o.stderr for o in outputs if not isinstance(o, str))  # logs were on
     assert_hidden(first, outputs)
     assert_hidden(second, outputs)
