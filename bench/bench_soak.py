@@ -1,7 +1,7 @@
 """Soak benchmark: the GitOps controller under steady load for a long time.
 
     .venv/bin/python bench/bench_soak.py [--minutes 30] [--drift-every 1] [--commit-every 10]
-        [--history-max-size 256KB] [--drift-target 10] [--tracemalloc] [--keep]
+        [--history-max-size 256KB] [--drift-target 5] [--tracemalloc] [--keep]
 
 Starts one throwaway test host (label ``io.reconciler.testbed=1``, removed at exit) and
 runs ``reconcile watch`` on this machine (``--drift-interval 1s``, default health grace)
@@ -107,7 +107,7 @@ while time.time() < end:
 # Runs the controller under tracemalloc; argv: snapshot dir, period, then reconcile's arguments.
 TRACED = r"""
 import os, sys, threading, time, tracemalloc
-tracemalloc.start(25)
+tracemalloc.start(10)
 out, period = sys.argv[1], float(sys.argv[2])
 def dump():
     n = 0
@@ -223,7 +223,7 @@ class Soak:
         log = (self.work / "controller.log").open("wb")
         env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
         self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 600
         while not (self.state / "status.json").exists() or \
                 (json.loads((self.state / "status.json").read_text()).get("last_applied") is None):
             if time.monotonic() > deadline or self.proc.poll() is not None:
@@ -404,7 +404,8 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--drift-every", type=float, default=1.0)
     parser.add_argument("--commit-every", type=float, default=10.0)
-    parser.add_argument("--drift-target", type=float, default=10.0)
+    parser.add_argument("--drift-target", type=float, default=5.0,
+                        help="seconds a drift may take to be corrected (bench_controller: 5)")
     parser.add_argument("--history-max-size", default="256KB")
     parser.add_argument("--tracemalloc", action="store_true")
     parser.add_argument("--keep", action="store_true",
