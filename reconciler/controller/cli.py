@@ -189,6 +189,10 @@ def cmd_install_service(args: argparse.Namespace) -> int:
 
     config = _config(args)  # refuse bad settings now, not in a restart loop
     config.webhook_secret(os.environ)
+    config.status_page.token()
+    from reconciler.controller.notifications import Notifications
+
+    Notifications.from_config(config, os.environ)  # secret files readable, Apprise there when asked for
     exec_argv = [*service.reconcile_executable(), *watch_argv(args, config)]
     unit = service.render_unit(exec_argv, repo=config.repo)
     if args.print_only:

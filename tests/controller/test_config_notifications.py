@@ -4,12 +4,14 @@ start (never from the YAML itself) and never shown in an error."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from reconciler.controller.config import ConfigError, load_config
 from reconciler.sensitive import REDACTOR
+from tests.controller.support import RECONCILE
 
 BAD = """\
 notifications:
@@ -82,3 +84,14 @@ def test_a_missing_secret_file_stops_the_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="RECONCILER_FORGE_TOKEN"):
         without.commit_status.token({})
     assert without.commit_status.token({"RECONCILER_FORGE_TOKEN": "t0k3n-from-env"}) == "t0k3n-from-env"
+
+
+def test_install_service_refuses_a_secret_file_it_cannot_read(tmp_path: Path) -> None:
+    path = tmp_path / "controller.yaml"
+    path.write_text("notifications:\n  targets:\n"
+                    f"    - {{name: ops, kind: webhook, url_file: {tmp_path / 'gone'}}}\n")
+    result = subprocess.run([RECONCILE, "install-service", "--print", "--repo", str(tmp_path), "--state-dir",
+                             str(tmp_path / "state"), "--config", str(path)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode != 0 and not result.stdout
+    assert f"cannot read url_file of notification target ops {tmp_path / 'gone'}" in result.stderr
