@@ -13,6 +13,7 @@ import hashlib
 import heapq
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from reconciler.annotate import annotate
 from reconciler.errors import CommandFailed, LockBusy, ReconcilerError, TransportError
 from reconciler.interpolate import references, walk_strings
 from reconciler.inventory import LEGACY, Inventory
@@ -31,6 +33,7 @@ from reconciler.sensitive import REDACTOR, contains_sensitive, public
 from reconciler.spec import LoadedSpec, ResourceEntry
 from reconciler.transport import LocalTransport, Transport
 from reconciler.transport.base import HostLock
+from reconciler.transport.coalesce import run_coalesced
 
 log = structlog.get_logger("reconciler.engine")
 
@@ -47,6 +50,9 @@ class RunOptions:
     revision: str = ""
     lock_wait: float = 60.0
     progress: ProgressFn | None = None
+    stop: threading.Event | None = None
+    """Set (by a Ctrl-C) to stop an apply: the change under way finishes, the rest are
+    reported as interrupted, the inventory is written and the host lock released."""
 
 
 def make_transport(name: str, spec: LoadedSpec) -> Transport:
@@ -57,7 +63,8 @@ def make_transport(name: str, spec: LoadedSpec) -> Transport:
 
     return SSHTransport(name, host.connect, identity_file=host.identity_file,
                         known_hosts=host.known_hosts, host_key=host.host_key,
-                        via=host.via, proxy_jump=host.proxy_jump, peers=spec.hosts)
+                        via=host.via, proxy_jump=host.proxy_jump, peers=spec.hosts, become=host.become,
+                        become_password_file=host.become_password_file)
 
 
 def transport_key(name: str, spec: LoadedSpec) -> str:
@@ -118,33 +125,50 @@ class HostSession:
 
     # ------------------------------------------------------------------ planning
     def observe(self) -> None:
-        self.inventory = Inventory.read(self.transport, self.spec.stack)
-        entries = self._entries()
+        """The inventory and every kind's resources, read in parallel; their requests to
+        the host travel together (``run_coalesced``), so a host costs one round trip.
+        Owned objects that left the spec need the inventory first: a second round, only
+        when there are any. Implied resources another stack owns are observed with the
+        rest (reading is harmless) and dropped once the inventory says so."""
+        entries = self.spec.entries_for(self.name)
         by_kind: dict[str, dict[str, Resource]] = {k: {} for k in self.providers}
         for e in entries:
             res = self.spec.resource_for_host(e, self.name)
             by_kind[e.kind][e.id] = res
             self.resources[e.address] = res
 
-        def observe_kind(kind: str) -> tuple[str, dict[str, State | None]]:
-            ids = list(dict.fromkeys([*by_kind[kind], *self.inventory.ids_of(kind)]))
-            if not ids:
-                return kind, {}
+        def observe_kind(kind: str, ids: list[str]) -> dict[str, State | None]:
             started = time.monotonic()
             result = self.providers[kind].observe(self.ctx, ids, by_kind[kind])
             log.debug("observed", host=self.name, kind=kind, resources=len(ids),
                       seconds=round(time.monotonic() - started, 3))
-            return kind, result
+            return result
 
-        secret_kinds = [k for k, p in self.providers.items() if p.provides_secrets]
-        other_kinds = [k for k in self.providers if k not in secret_kinds]
-        # Secrets first: other kinds' desired state may embed their values.
-        with ThreadPoolExecutor(max_workers=4) as pool:  # sshd allows 10 sessions per connection
-            for kind, result in pool.map(observe_kind, secret_kinds):
-                self.observed[kind] = result
-                self.ctx.secrets.update(self.providers[kind].secret_values(result))
-            for kind, result in pool.map(observe_kind, other_kinds):
-                self.observed[kind] = result
+        def read_inventory() -> None:
+            self.inventory = Inventory.read(self.transport, self.spec.stack)
+
+        self.observed = {k: {} for k in self.providers}
+        kinds = [k for k in self.providers if by_kind[k]]
+
+        def observe_spec(kind: str) -> Callable[[], None]:
+            return lambda: self.observed[kind].update(observe_kind(kind, list(by_kind[kind])))
+
+        run_coalesced(self.transport, [read_inventory, *(observe_spec(k) for k in kinds)])
+        left = {k: [i for i in dict.fromkeys(self.inventory.ids_of(k)) if i not in by_kind[k]]
+                for k in self.providers}
+
+        def observe_left(kind: str) -> Callable[[], None]:
+            return lambda: self.observed[kind].update(observe_kind(kind, left[kind]))
+
+        run_coalesced(self.transport, [observe_left(k) for k, ids in left.items() if ids])
+        kept = {e.address for e in self._entries()}
+        for e in entries:
+            if e.address not in kept:
+                self.resources.pop(e.address, None)
+                self.observed[e.kind].pop(e.id, None)
+        for kind, provider in self.providers.items():
+            if provider.provides_secrets:
+                self.ctx.secrets.update(provider.secret_values(self.observed[kind]))
         for value in self.ctx.secrets.values():
             REDACTOR.register(value)
 
@@ -184,6 +208,7 @@ class HostSession:
         for kind, provider in self.providers.items():
             self.plan.unmanaged.extend(provider.unmanaged(self.ctx, self.observed.get(kind, {})))
         self.planned = self._order(self.planned)
+        annotate(self.ctx, self.providers, [p.item for p in self.planned])
         self.plan.changes = [p.item.change for p in self.planned]
         self.plan.observed_digest = self._observed_digest()
         return self.plan
@@ -247,11 +272,18 @@ class HostSession:
         fields = provider.compare(desired, actual)
         if not fields:
             return None
-        reason = Reason.DRIFT if unchanged_spec() else Reason.SPEC_CHANGED
+        action = provider.action_for(fields)
+        if unchanged_spec():
+            reason = Reason.DRIFT
+        elif self.inventory.get(e.address) is not None:
+            reason = Reason.SPEC_CHANGED
+        else:
+            # Never applied: nothing changed the spec; it is new to this host.
+            reason = Reason.ABSENT if action is Action.CREATE else Reason.ADOPT
         if any(f.pending for f in fields) and self.options.replace & self._deps(e, self.resources[e.address]):
             # Not drift: it uses a value that --replace is about to regenerate.
             reason = Reason.REQUESTED
-        return Change(self.name, e.kind, e.id, provider.action_for(fields), tuple(fields), reason)
+        return Change(self.name, e.kind, e.id, action, tuple(fields), reason)
 
     def _plan_triggered(self, entries: list[ResourceEntry]) -> None:
         """An unchanged resource whose ``triggers`` include a planned change gets an update
@@ -361,7 +393,18 @@ class HostSession:
                 runnable: list[_Planned] = []
                 for p in group:
                     blocked = sorted(d for d in p.deps if d in failed)
-                    if blocked:
+                    if self._stopping():
+                        failed.add(p.item.change.address)
+                        done += 1
+                        report.outcomes.append(ChangeOutcome(p.item.change, Status.INTERRUPTED, INTERRUPTED))
+                        self._progress(done, total, p.item.change, Status.INTERRUPTED)
+                    elif p.item.change.refused:
+                        failed.add(p.item.change.address)
+                        done += 1
+                        report.outcomes.append(ChangeOutcome(p.item.change, Status.FAILED,
+                                                             p.item.change.refused))
+                        self._progress(done, total, p.item.change, Status.FAILED)
+                    elif blocked:
                         failed.add(p.item.change.address)
                         done += 1
                         report.outcomes.append(ChangeOutcome(
@@ -438,6 +481,9 @@ class HostSession:
             return [ChangeOutcome(i.change, Status.FAILED, msg, transient=is_transient(exc)) for i in items]
         try:
             for n, item in enumerate(items):
+                if self._stopping():
+                    outcomes[n] = ChangeOutcome(item.change, Status.INTERRUPTED, INTERRUPTED)
+                    continue
                 starting(item.change)
                 started = time.monotonic()
                 try:
@@ -448,6 +494,7 @@ class HostSession:
                 else:
                     outcomes[n] = ChangeOutcome(item.change, Status.APPLIED, "", time.monotonic() - started)
         finally:
+            self._flush_writes(items, outcomes)
             try:
                 provider.finish(self.ctx, [i for n, i in enumerate(items) if outcomes.get(n) is not None
                                            and outcomes[n].status is Status.APPLIED])
@@ -458,6 +505,33 @@ class HostSession:
                         outcomes[n] = ChangeOutcome(o.change, Status.FAILED, msg, o.seconds, transient)
         self._verify(provider, items, outcomes)
         return [outcomes[n] for n in range(len(items))]
+
+    def _flush_writes(self, items: list[ApplyItem], outcomes: dict[int, ChangeOutcome]) -> None:
+        """Send the file work the applies queued (``ctx.writes``) as one request; a queued
+        item that failed fails its own change."""
+        writes = self.ctx.writes
+        if not writes:
+            return
+        queued = writes.addresses
+        started = time.monotonic()
+        try:
+            failed = writes.flush(self.transport)
+        except Exception as exc:
+            msg, transient = _explain(exc), is_transient(exc)
+            failed = {a: msg for a in queued}
+        else:
+            transient = False
+        seconds = time.monotonic() - started
+        for n, item in enumerate(items):
+            outcome = outcomes.get(n)
+            if outcome is None or outcome.status is not Status.APPLIED or item.change.address not in queued:
+                continue
+            error = failed.get(item.change.address)
+            if error is None:
+                outcomes[n] = ChangeOutcome(item.change, Status.APPLIED, "", outcome.seconds + seconds)
+            else:
+                outcomes[n] = ChangeOutcome(item.change, Status.FAILED, REDACTOR.scrub(error),
+                                            outcome.seconds + seconds, transient)
 
     def _verify(self, provider: Provider[Any], items: list[ApplyItem],
                 outcomes: dict[int, ChangeOutcome]) -> None:
@@ -535,9 +609,15 @@ class HostSession:
                     or self.observed.get(obj.kind, {}).get(obj.id) is None):
                 self.inventory.forget(obj.address)
 
+    def _stopping(self) -> bool:
+        return self.options.stop is not None and self.options.stop.is_set()
+
     def _progress(self, done: int, total: int, change: Change, status: Status | None) -> None:
         if self.options.progress is not None:
             self.options.progress(self.name, done, total, change, status)
+
+
+INTERRUPTED = "not started: the run was interrupted"
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -29,16 +29,14 @@ the inventory, so it is retried, never forgotten.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.errors import CommandFailed, ReconcilerError
-from reconciler.transport.base import Transport
+from reconciler.errors import ReconcilerError
+from reconciler.transport.base import PathError, Transport
 
 STATE_DIR = "/var/lib/reconciler"
 OWNERS_PATH = f"{STATE_DIR}/owners.json"
@@ -47,15 +45,6 @@ LEGACY_PATH = f"{STATE_DIR}/inventory.json"
 LEGACY_MIGRATED_PATH = f"{STATE_DIR}/inventory.json.0.1-migrated"
 FORMAT = 2
 LEGACY = ""  # the "stack" of an object handed over from the 0.1 inventory
-
-# Reads several small files in one remote command: "-" for a missing file, else "+"
-# and the content as one base64 line (one open per file, so a file replaced while it is
-# read is seen whole, old or new).
-READ_FILES_SCRIPT = r"""
-for f; do
-  if [ -f "$f" ]; then printf '+'; base64 -w0 -- "$f" || exit 1; printf '\n'; else printf -- '-\n'; fi
-done
-"""
 
 
 def stack_path(stack: str) -> str:
@@ -302,21 +291,20 @@ class Inventory:
 
 
 def _read_files(transport: Transport, paths: list[str]) -> list[str | None]:
-    try:
-        out = transport.run_script(READ_FILES_SCRIPT, paths, timeout=60).out
-    except CommandFailed as exc:
-        raise ReconcilerError(f"cannot read the inventory on {transport.host_name}: {exc}") from exc
-    lines = out.split("\n")
+    """The files' texts (None when absent), in one request through the host agent's
+    ``read_files``: each file read whole through one descriptor, never through a
+    symlink (an inventory replaced by one is an error, not followed)."""
+    contents = transport.read_files(paths)
     texts: list[str | None] = []
-    for i, _path in enumerate(paths):
-        line = lines[i] if i < len(lines) else ""
-        if line == "-":
+    for path in paths:
+        data = contents.get(path)
+        if isinstance(data, PathError):
+            raise ReconcilerError(f"cannot read the inventory on {transport.host_name}: {data.message}")
+        if data is None:
             texts.append(None)
             continue
-        if not line.startswith("+"):
-            raise ReconcilerError(f"cannot read the inventory on {transport.host_name}: unexpected output")
         try:
-            texts.append(base64.b64decode(line[1:], validate=True).decode("utf-8"))
-        except (binascii.Error, UnicodeDecodeError) as exc:
-            raise ValueError(f"{paths[i]}: not UTF-8 text ({exc})") from exc
+            texts.append(data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: not UTF-8 text ({exc})") from exc
     return texts

@@ -38,7 +38,7 @@ class HostSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     connect: str = Field(description='"local", or "ssh://user@host:port".')
-    vars: dict[str, VarValue] = Field(default_factory=dict)
+    vars: dict[str, VarValue] = Field(default_factory=dict, description="Variables for ${NAME} on this host.")
     identity_file: str | None = Field(
         default=None, description="Private key for SSH (default: agent and ~/.ssh).")
     known_hosts: str | None = Field(
@@ -53,6 +53,33 @@ class HostSpec(BaseModel):
         default=None, description="Jump host(s), ssh://user@host:port or user@host:port; a list (or "
                                   "commas) is a chain, outermost first. Checked with this host's "
                                   "known_hosts and host_key.")
+    become: Literal["sudo"] | None = Field(
+        default=None, description="sudo: log in as the connect user and become root with sudo "
+                                  "(needed when root cannot log in over SSH).")
+    become_password_file: str | None = Field(
+        default=None, description="File on this machine holding the sudo password (readable by its "
+                                  "owner only); without it sudo must allow NOPASSWD.")
+
+    @field_validator("become_password_file")
+    @classmethod
+    def _password_file_private(cls, value: str | None) -> str | None:
+        """The password file must exist and be readable by its owner only (root or the
+        user running reconcile): a group- or world-readable password is a leaked one."""
+        if value is None:
+            return value
+        path = Path(value).expanduser()
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror or exc}") from None
+        if not path.is_file():
+            raise ValueError(f"{value} is not a regular file")
+        if st.st_mode & 0o077:
+            raise ValueError(f"{value} is readable or writable by group or others (mode "
+                             f"{st.st_mode & 0o777:04o}); chmod 600 it")
+        if st.st_uid not in (0, os.getuid()):
+            raise ValueError(f"{value} must be owned by root or by the user running reconcile")
+        return value
 
     @field_validator("connect")
     @classmethod

@@ -445,6 +445,39 @@ class TestHost:
             "root@127.0.0.1",
         ]
 
+    # -- other users and sudo -----------------------------------------------------------
+
+    def ssh_url_as(self, user: str) -> str:
+        return f"ssh://{user}@127.0.0.1:{self.ssh_port}"
+
+    def add_sudo_user(self, user: str = "deploy", *, password: str | None = None) -> None:
+        """Add a login user with the session key who may become root with sudo: without a
+        password (NOPASSWD), or with ``password`` (set through chpasswd's stdin, never on
+        a command line). Done at runtime with docker exec; the image is not changed."""
+        pub = session_key().with_suffix(".pub").read_text()
+        self.exec(
+            f"id -u {user} >/dev/null 2>&1 || useradd -m -s /bin/bash {user}; "
+            f"install -d -m 0700 -o {user} -g {user} /home/{user}/.ssh; "
+            f"cat > /home/{user}/.ssh/authorized_keys; "
+            f"chown {user}:{user} /home/{user}/.ssh/authorized_keys; "
+            f"chmod 0600 /home/{user}/.ssh/authorized_keys",
+            input=pub, timeout=60,
+        )
+        rule = f"{user} ALL=(ALL:ALL) ALL" if password is not None else f"{user} ALL=(ALL:ALL) NOPASSWD: ALL"
+        if password is not None:
+            self.exec("chpasswd", input=f"{user}:{password}\n", timeout=60)
+        self.exec(
+            f"cat > /etc/sudoers.d/reconciler-test-{user} "
+            f"&& chmod 0440 /etc/sudoers.d/reconciler-test-{user}"
+            f" && visudo -cf /etc/sudoers.d/reconciler-test-{user} >/dev/null",
+            input=rule + "\n", timeout=60,
+        )
+
+    def disable_root_login(self) -> None:
+        """``PermitRootLogin no`` (a drop-in, read before the main config) and reload sshd."""
+        self.exec("printf 'PermitRootLogin no\\n' > /etc/ssh/sshd_config.d/00-reconciler-test-no-root.conf "
+                  "&& systemctl reload ssh", timeout=60)
+
     # -- inner Docker engine ----------------------------------------------------------
 
     def wait_docker(self, timeout: float = 90) -> None:

@@ -236,6 +236,20 @@ class NginxGlobalProvider(Provider[NginxGlobal]):
         if state is not None and before is not None:
             state["exposure"] = before
 
+    # --- plan display: the snippet, the drop-in and nginx.conf as diffs --------------
+    text_fields = frozenset({"security_snippet", "unit_hardening", "main_config"})
+
+    def desired_text(self, resource: NginxGlobal, field_name: str, ctx: HostContext) -> str | None:
+        if field_name == "security_snippet":
+            return render_snippet(resource)
+        if field_name == "unit_hardening":
+            return render_dropin(resource)
+        return render_main(resource) if field_name == "main_config" else None
+
+    def text_path(self, rid: str, field_name: str, actual: State) -> str | None:
+        return {"security_snippet": SNIPPET_PATH, "unit_hardening": dropin.path(UNIT, DROPIN_NAME),
+                "main_config": MAIN_PATH}.get(field_name)
+
     # ------------------------------------------------------------------ changing
     def apply(self, ctx: HostContext, item: ApplyItem) -> None:
         facts = ctx.scratch.get(_FACTS)

@@ -296,9 +296,10 @@ class Service(Resource):
     hardening: Annotated[Hardening, BeforeValidator(_profile_shorthand)] = Field(
         default_factory=Hardening, description="Sandboxing: a profile (strict, the default; basic; none) "
                                                "and per-directive overrides; see Hardening.")
-    limits: Limits = Field(default_factory=Limits)
+    limits: Limits = Field(default_factory=Limits,
+                           description="Resource limits (memory, CPU, tasks, files).")
     enabled: bool = Field(default=True, description="Start at boot.")
-    state: Literal["running", "stopped"] = Field(default="running")
+    state: Literal["running", "stopped"] = Field(default="running", description="Whether it runs now.")
     restart_on: list[str] = Field(
         default_factory=list, description="Addresses (kind:id, e.g. files:/opt/app/config.yaml) whose change "
                                           "in a run restarts the service.")

@@ -26,6 +26,7 @@ from reconciler.errors import ApplyError, CommandFailed
 from reconciler.plan import Action
 from reconciler.provider import ApplyItem, HostContext, Issue, Provider, State
 from reconciler.sensitive import KNOWN_AFTER_APPLY, KnownAfterApply, Sensitive
+from reconciler.transport.ops import FileWrite
 
 from ..common.exposure import measure
 from .hardening import failure_hint
@@ -176,6 +177,20 @@ class ServicesProvider(Provider[Service]):
             if state is not None and measured.before.get(unit) is not None:
                 state["exposure"] = measured.before[unit]
 
+    # --- plan display: the unit as a diff, bookkeeping fields in words -----------------
+    text_fields = frozenset({"unit"})
+    internal_fields = {
+        "need_daemon_reload": "systemd has not loaded the unit file on disk yet: a daemon-reload is due",
+        "changed_since_start": "restart: {old} changed after the service started",
+        "drop_ins": "drop-ins change this unit: {old}",
+    }
+
+    def desired_text(self, resource: Service, field_name: str, ctx: HostContext) -> str | None:
+        return render_unit(resource) if field_name == "unit" else None
+
+    def text_path(self, rid: str, field_name: str, actual: State) -> str | None:
+        return f"{UNIT_DIR}/{rid}.service" if field_name == "unit" else None
+
     def unmanaged(self, ctx: HostContext, observed: Mapping[str, State | None]) -> list[str]:
         """Drop-ins (``systemctl edit``) change a managed unit behind the spec's back;
         they are shown, never removed."""
@@ -197,17 +212,29 @@ class ServicesProvider(Provider[Service]):
             result = ctx.transport.run_script(VERIFY_SCRIPT, list(units), stdin=unit_archive(units))
             run.refused.update({name: f"{name}.service was not installed: {why}"
                                 for name, why in parse_verify_output(result.out, units).items()})
+        # Every unit and environment file in one request; the environment goes first: the
+        # new unit may already point at it. A file that fails refuses its own service only.
+        files: list[FileWrite] = []
+        owners: list[str] = []
+        stale_env: list[tuple[str, str]] = []
         for w in writes:
             if w.service.name in run.refused:
                 continue
-            # The environment goes first: the new unit may already point at it.
             if w.remove_env:
-                ctx.transport.run(["rm", "-f", "--", w.service.env_path])
+                stale_env.append((w.service.name, w.service.env_path))
             elif w.env_text is not None:
-                ctx.transport.write_file(w.service.env_path, w.env_text.encode(), mode="0600")
+                files.append(FileWrite(w.service.env_path, w.env_text.encode(), "0600"))
+                owners.append(w.service.name)
             if w.unit_text is not None:
-                ctx.transport.write_file(w.service.unit_path, w.unit_text.encode(), mode="0644")
-            run.rewritten.add(w.service.name)
+                files.append(FileWrite(w.service.unit_path, w.unit_text.encode(), "0644"))
+                owners.append(w.service.name)
+        write_errors = [*zip([n for n, _ in stale_env], ctx.transport.remove([p for _, p in stale_env]),
+                             strict=True),
+                        *zip(owners, ctx.transport.write_files(files), strict=True)]
+        for name, error in write_errors:
+            if error is not None and name not in run.refused:
+                run.refused[name] = f"could not install the unit: {error}"
+        run.rewritten.update(w.service.name for w in writes if w.service.name not in run.refused)
         reload = any(w.unit_text is not None and w.service.name in run.rewritten for w in writes) or any(
             (i.actual or {}).get("need_daemon_reload") for i in live)
         pairs = [arg for i in live if i.change.id not in run.refused

@@ -2,7 +2,7 @@
 
 These are the words of ``history.jsonl``, ``status.json``, the metrics' labels and the
 log lines, and the words anything built on the controller (notifications, a status
-page) should match on. docs/controller.md lists them with their meaning.
+page) should match on. docs/controller-internals.md lists them with their meaning.
 
 * ``Cause``: why the hosts were touched: a *commit* (an intended change) or *drift*
   (the hosts moved away from the applied revision).

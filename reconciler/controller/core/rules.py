@@ -10,7 +10,7 @@ from reconciler.controller.core.model import State
 
 
 class Rule(StrEnum):
-    """Every transition of the core, as a sentence (docs/controller.md lists them)."""
+    """Every transition of the core, as a sentence (docs/controller-internals.md lists them)."""
 
     START = "at start the state is restored, a fetch and a drift check are due at once"
     START_AFTER_CRASH = "a run left in flight by a crash is logged and resumed"
