@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_soak.py [--minutes 30] [--drift-every 1] [--commit-every 10]
         [--history-max-size 256KB] [--drift-target 5] [--tracemalloc] [--keep]
+        [--env NAME=VALUE]
 
 Starts one throwaway test host (label ``io.reconciler.testbed=1``, removed at exit) and
 runs ``reconcile watch`` on this machine (``--drift-interval 1s``, default health grace)
@@ -15,7 +16,8 @@ host over SSH, with one health check. Then, for ``--minutes``:
   ``/srv/soak/commit.conf`` (another file); the host script notes when it arrives
   (the container shares this machine's clock).
 
-Every minute it prints the controller's RSS, open descriptors and threads (from /proc),
+Every minute it prints the controller's RSS, open descriptors and threads (from /proc;
+the threads and descriptors that persist, not a run's workers),
 the state directory's size and its history's, commits made / applied / rolled back,
 drifts made / corrected / missed, drift made -> restored and commit -> on the host
 (median and worst), the controller's mean run time per cause in that minute (from
@@ -135,15 +137,20 @@ def git(repo: Path, *args: str) -> str:
 
 
 def proc_figures(pid: int) -> dict[str, float]:
-    fields: dict[str, float] = {}
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            key, _, value = line.partition(":")
-            if key == "VmRSS":
-                fields["rss_mb"] = int(value.split()[0]) / 1024
-            elif key == "Threads":
-                fields["threads"] = int(value)
-    fields["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+    """RSS, and the threads and descriptors that persist: the fewest of five looks a
+    fifth of a second apart (a run's worker threads and SSH channels come and go)."""
+    fields: dict[str, float] = {"threads": float("inf"), "fds": float("inf")}
+    for look in range(5):
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key == "VmRSS":
+                    fields["rss_mb"] = int(value.split()[0]) / 1024
+                elif key == "Threads":
+                    fields["threads"] = min(fields["threads"], int(value))
+        fields["fds"] = min(fields["fds"], len(os.listdir(f"/proc/{pid}/fd")))
+        if look < 4:
+            time.sleep(0.2)
     return fields
 
 
@@ -192,6 +199,7 @@ class Soak:
         self.state = work / "state"
         self.port = _free_port()
         self.commits: dict[int, tuple[str, float]] = {}
+        self.results: dict[str, str] = {}
         self.version = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.snapshots = work / "snapshots"
@@ -222,6 +230,7 @@ class Soak:
             command = [RECONCILE, *argv]
         log = (self.work / "controller.log").open("wb")
         env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+        env.update(dict(pair.split("=", 1) for pair in self.args.env))
         self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 600
         while not (self.state / "status.json").exists() or \
@@ -305,7 +314,9 @@ class Soak:
             if at is not None:
                 commit_seconds.append((made, at - made))
         history = self.history()
-        by_revision = {e["revision"]: e["result"] for e in history if e.get("cause") == "commit"}
+        # Remembered across minutes: compaction drops old entries (the bound is small on purpose).
+        self.results.update({e["revision"]: e["result"] for e in history if e.get("cause") == "commit"})
+        by_revision = self.results
         shas = [sha for sha, _ in self.commits.values()]
         since = self._minute_start
         return {
@@ -323,7 +334,7 @@ class Soak:
                                      if not d.get("missed") and d["made"] >= since],
             "commit_seconds": [s for _, s in commit_seconds],
             "commit_seconds_minute": [s for m, s in commit_seconds if m >= since],
-            "drift_entries": sum(int(e.get("count", 1)) for e in history if e.get("cause") == "drift"),
+            "drift_entries": History(self.state).summary()["counts"].get("drift/corrected", 0),
         }
 
     def verdict(self, samples: list[dict[str, float]]) -> int:
@@ -356,8 +367,11 @@ class Soak:
              f"({self.args.history_max_size} + one segment); "
              f"state dir {dir_bytes(self.state) / 1024:.0f} KB"),
         ]
+        summary = History(self.state).summary()
         print(f"\ncommit -> on the host: median/worst {median_max(report['commit_seconds'])}; "
-              f"drift entries recorded (burst counts included): {report['drift_entries']}")
+              f"drift corrections recorded (burst counts included): {report['drift_entries']}; "
+              f"history: {summary['entries']} entries, {summary['compacted']} compacted, "
+              f"{summary['bytes'] / 1024:.0f} KB")
         for name, ok, detail in checks:
             print(f"{name:28} {'ok' if ok else 'MISSED':6} {detail}")
         if self.args.tracemalloc:
@@ -408,6 +422,8 @@ def main() -> int:
                         help="seconds a drift may take to be corrected (bench_controller: 5)")
     parser.add_argument("--history-max-size", default="256KB")
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable for the controller (e.g. MALLOC_ARENA_MAX=2)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the state directory and the controller's log")
     args = parser.parse_args()

@@ -13,8 +13,11 @@ A new commit goes through, in order, and stops at the first failure:
 2. checkout and spec validation: any spec error -> refused, no host touched;
 3. sync windows: outside them -> planned and reported, applied when a window opens;
 4. plan and apply under the host locks;
-5. health within the grace window (configured checks, and every host still converged),
-   probed every ``health.interval`` until it passes or the grace ends.
+5. health within the grace window, probed every ``health.interval`` until it passes or
+   the grace ends: the configured checks pass and every host can be planned. A commit is
+   judged by what it changed: drift of other resources seen by a probe is corrected as
+   drift, its own resources changed again by something else are *contested* (corrected,
+   reported), and a drift fix that rode along with its apply and failed is drift too.
 
 Refused, failed and rolled-back commits are *quarantined*: never retried, only a
 newer commit is tried (a terminal failure waits for new input). A failure that
@@ -30,6 +33,10 @@ logged with before and after. Every drift check counts as a run in the metrics
 (``in-sync`` when it found nothing), so ``last_run_timestamp_seconds`` shows the
 loop turning.
 
+Everything kept is bounded: the history by size and age (``history.py``), worktrees to
+the revisions in use, the clone by ``git gc --auto``, pooled SSH connections are
+replaced after ``RECYCLE_AFTER_COMMANDS`` commands.
+
 Crash safety: ``status.json`` records the run in flight before it starts. After
 a SIGKILL the next start sees the same head not yet applied and applies it again
 (writes are atomic and applying is idempotent, so it converges). A commit during
@@ -40,14 +47,17 @@ grace leaves the commit to be verified again at the next start.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
+import gc
 import logging
 import os
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -161,6 +171,30 @@ def _iso_epoch(text: str) -> float | None:
         return datetime.fromisoformat(text).timestamp() if text else None
     except ValueError:
         return None
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return trim
+
+
+_MALLOC_TRIM = _load_malloc_trim()
+
+
+def release_memory() -> None:
+    """Give what a finished run left behind back to the system, once per commit run.
+
+    A loaded spec is a web of cycles (each load builds its pydantic model classes), so it
+    is freed by a full collection, which a steady heap triggers seldom; and glibc keeps
+    freed pages in its heaps. Collecting and trimming here keeps a controller that runs for
+    months at the size it had after its first runs (bench/bench_soak.py)."""
+    gc.collect()
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _epoch(text: str) -> float | None:
@@ -556,6 +590,7 @@ class Controller:
             self.source.prune_worktrees(wanted)
         except Exception as exc:  # a stale worktree only costs disk
             log.debug("worktree cleanup failed", error=str(exc))
+        release_memory()
 
     def _update_watchers(self, spec: LoadedSpec) -> None:
         if not self._watching or not self.config.watch_events or self._stop.is_set():
