@@ -190,5 +190,5 @@ def test_every_transition_has_a_test_of_its_own() -> None:
 
 
 def test_the_documentation_lists_every_transition() -> None:
-    doc = (Path(__file__).parents[2] / "docs" / "controller.md").read_text()
+    doc = (Path(__file__).parents[2] / "docs" / "controller-internals.md").read_text()
     assert [r.name for r in Rule if f"`{r.name}`" not in doc] == []
