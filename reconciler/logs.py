@@ -22,7 +22,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, TextIO, cast
 
-from reconciler.sensitive import REDACTOR
+from reconciler.sensitive import scrub_data
 
 # The stdlib levels structlog's filtering loggers use (logging.DEBUG, ...).
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "exception": 40, "critical": 50}
@@ -41,7 +41,7 @@ _lock = threading.Lock()
 
 
 def _scrub(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
-    scrubbed: dict[str, Any] = REDACTOR.scrub_any(dict(event))
+    scrubbed: dict[str, Any] = scrub_data(dict(event))
     return scrubbed
 
 
@@ -123,8 +123,9 @@ def _apply() -> None:
                 structlog.contextvars.merge_contextvars,
                 structlog.processors.add_log_level,
                 structlog.processors.TimeStamper(fmt="iso", utc=True),
-                _scrub,
+                # Tracebacks become text first, so the scrubber sees them too.
                 structlog.processors.format_exc_info,
+                _scrub,
                 renderer,
             ],
             wrapper_class=structlog.make_filtering_bound_logger(settings.level),
