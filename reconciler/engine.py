@@ -133,16 +133,15 @@ class HostSession:
     planned: list[_Planned] = field(default_factory=list)
     plan: HostPlan = field(init=False)
     lock: HostLock | None = None
+    # The spec's providers, plus those of kinds only this host's inventory holds (see
+    # _load_inventory_kinds), in apply order.
+    providers: dict[str, Provider[Any]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.providers = dict(self.spec.providers)
         self.ctx = HostContext(self.name, self.transport, self.spec.host_vars(self.name),
                                revision=self.options.revision)
         self.plan = HostPlan(self.name)
-
-    # The spec's providers, plus those of kinds only this host's inventory holds (see
-    # _load_inventory_kinds), in apply order.
-    providers: dict[str, Provider[Any]] = field(init=False)
 
     def _entries(self) -> list[ResourceEntry]:
         """The spec's resources on this host, less implied ones (``Provider.implied_by``)

@@ -1,15 +1,16 @@
 """structlog set-up: human lines on a TTY, JSON for machines, secrets scrubbed.
 
 structlog is imported when the first event that passes the level is logged, not at
-start-up: importing it (with the asyncio it imports) costs a run that logs nothing,
-``validate`` or a no-op plan, about a fifth of its start-up. So:
+start-up: importing it (with the asyncio it imports) is roughly a tenth of a run that
+logs nothing, such as ``validate`` or a no-op plan (bench/bench_startup.py). So:
 
-* reconciler's own modules log through ``get_logger(name)``, whose calls below the
-  level (or of a hidden event) return without importing structlog;
-* ``configure`` records the set-up and applies it at once only when structlog is
-  already imported; otherwise the first event that gets through applies it, and so
-  does ``apply_if_imported()``, which the CLI calls once a plugin's code (providers,
-  subcommands) has been imported, for plugins that use structlog directly.
+* reconciler's modules log through ``get_logger(name)``, whose calls below the level
+  (or of a hidden event) return without importing structlog;
+* ``configure`` records the set-up and applies it at once when structlog is already
+  imported (or ``now=True``: the CLI's plugin subcommands); otherwise the first event
+  that gets through applies it, and so does ``apply_if_imported()``, which
+  ``load_providers`` and the CLI call after importing code that may use structlog
+  directly (a plugin's provider, the transports).
 """
 
 from __future__ import annotations
