@@ -1,11 +1,11 @@
 """Benchmark: the time ``reconcile`` spends on this machine before and around SSH.
 
-    .venv/bin/python bench/bench_startup.py [--repeat 10] [--reconcile PATH] [--wheel] [--imports 15]
+    .venv/bin/python bench/bench_startup.py [--repeat 10] [--reconcile PATH] [--wheel] [--ssh] [--imports 15]
 
 Runs each command as a user does (a new process each time, bytecode compiled as an
 install leaves it) and prints, per command, the CPU time (user + system of the
 process and the children it waited for: min and median of ``--repeat`` runs), the
-wall time (min and median) and the peak RSS:
+wall time (min and median) and the peak RSS (measured with GNU time):
 
 * ``python -c pass`` and ``python -c "import pydantic.main"``: the interpreter and
   the one import every spec command needs, as a yardstick for a loaded machine
@@ -15,7 +15,10 @@ wall time (min and median) and the peak RSS:
 * ``reconcile plan SMALL --detailed-exitcode``, a no-op plan of a small spec
   (``connect: local``; one directory and three files under a temporary directory,
   made beforehand exactly as the spec wants them, so nothing is planned and no
-  inventory is written).
+  inventory is written);
+* with ``--ssh``, the same no-op plan of three files over SSH to a throwaway test
+  host (started with the test bed, label ``io.reconciler.testbed=1``, removed at
+  exit): the local share of an SSH run (paramiko and its cryptography included).
 
 ``--reconcile PATH`` measures another installation's ``reconcile`` (its python is
 the one beside it). ``--wheel`` builds this checkout's wheel and installs it,
@@ -24,7 +27,7 @@ installed (non-editable) start-up, without the editable install's import finder.
 ``--imports N`` adds the N modules with the largest own import time in ``validate``
 (``python -X importtime``, min over the runs).
 
-Targets (issue 14): validate servqr <= 0.15 s, --version <= 0.1 s, peak RSS of the
+Targets (issue 14): validate servqr <= 0.15 s, --version <= 0.1 s, peak RSS of a
 no-op plan <= 50 MiB. Each is printed against its figure; the exit code is 0 either
 way (a loaded machine is not a regression). CPU time is the steadier figure on a
 shared machine; compare wall times only when the load is low (it is printed).
@@ -33,7 +36,9 @@ shared machine; compare wall times only when the load is low (it is printed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import grp
+import json
 import os
 import pwd
 import shutil
@@ -46,8 +51,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+if TYPE_CHECKING:
+    from testbed.hosts import TestHost
 SERVQR = ROOT / "specs" / "servqr"
 TARGETS = {"version": 0.1, "validate": 0.15}
 TARGET_RSS_MIB = 50.0
@@ -58,13 +68,13 @@ class Figures:
     label: str
     cpu: list[float]
     wall: list[float]
-    rss_mib: float
+    rss_mib: float | None
 
     def line(self, yardstick: float | None, target: float | None = None) -> str:
         cpu_min, wall_min = min(self.cpu), min(self.wall)
-        text = (f"  {self.label:<34} CPU min {cpu_min:6.3f} s  med {statistics.median(self.cpu):6.3f} s | "
+        text = (f"  {self.label:<37} CPU min {cpu_min:6.3f} s  med {statistics.median(self.cpu):6.3f} s | "
                 f"wall min {wall_min:6.3f} s  med {statistics.median(self.wall):6.3f} s | "
-                f"RSS {self.rss_mib:5.1f} MiB")
+                f"RSS {f'{self.rss_mib:5.1f} MiB' if self.rss_mib is not None else 'n/a'}")
         if yardstick:
             text += f" | {cpu_min / yardstick:4.1f}x pydantic"
         if target is not None:
@@ -81,25 +91,35 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def run_once(argv: Sequence[str], cwd: Path, expect: int = 0) -> tuple[float, float, float]:
-    """(CPU seconds, wall seconds, peak RSS MiB) of one process."""
-    with tempfile.TemporaryFile() as out:
+GNU_TIME = shutil.which("time", path="/usr/bin:/bin")
+
+
+def run_once(argv: Sequence[str], cwd: Path, expect: int = 0) -> tuple[float, float, float | None]:
+    """(CPU seconds, wall seconds, peak RSS MiB or None) of one process.
+
+    The peak RSS comes from GNU time (``/usr/bin/time -f %M``), which forks the command
+    from a small process: a process forked from this one would report at least this
+    one's RSS (Linux records the pre-exec peak too). Without GNU time it is not shown."""
+    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("r") as rss:
+        wrapped = [GNU_TIME, "-f", "%M", "-o", rss.name, *argv] if GNU_TIME else list(argv)
         started = time.perf_counter()
-        proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, env=child_env(), cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.Popen(wrapped, stdout=out, stderr=subprocess.STDOUT, env=child_env(), cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)  # the command's CPU time (time's is negligible)
         wall = time.perf_counter() - started
         code = os.waitstatus_to_exitcode(status)
         if code != expect:
             out.seek(0)
             raise SystemExit(f"`{' '.join(argv)}` exited {code} (expected {expect}):\n"
                              f"{out.read().decode(errors='replace')}")
-    return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024
+        peak = int(rss.read().split()[-1]) / 1024 if GNU_TIME else None
+    return usage.ru_utime + usage.ru_stime, wall, peak
 
 
 def measure(label: str, argv: Sequence[str], repeat: int, cwd: Path) -> Figures:
     run_once(argv, cwd)  # warm-up: writes the bytecode cache, fills the page cache
     runs = [run_once(argv, cwd) for _ in range(repeat)]
-    return Figures(label, [c for c, _, _ in runs], [w for _, w, _ in runs], max(r for _, _, r in runs))
+    peaks = [r for _, _, r in runs if r is not None]
+    return Figures(label, [c for c, _, _ in runs], [w for _, w, _ in runs], max(peaks) if peaks else None)
 
 
 def write_small_spec(base: Path) -> Path:
@@ -120,6 +140,21 @@ def write_small_spec(base: Path) -> Path:
     spec = base / "spec"
     spec.mkdir()
     (spec / "small.yaml").write_text("".join(lines))
+    return spec
+
+
+def write_ssh_spec(base: Path, host: TestHost) -> Path:
+    """Three files on the test host, made as the spec says, and the spec."""
+    host.exec("mkdir -p /srv/startup && for i in 0 1 2; do printf 'setting_%d = %d\\n' $i $i "
+              "> /srv/startup/app$i.conf; done && chmod 0644 /srv/startup/*")
+    spec = base / "ssh-spec"
+    spec.mkdir()
+    entry = {"connect": host.ssh_url, "identity_file": str(host.key_path),
+             "known_hosts": str(host.known_hosts_path)}
+    files = [{"path": f"/srv/startup/app{i}.conf", "content": f"setting_{i} = {i}\n", "mode": "0644"}
+             for i in range(3)]
+    (spec / "hosts.yaml").write_text(json.dumps({"hosts": {"bench": entry}}))
+    (spec / "files.yaml").write_text(json.dumps({"files": files}))
     return spec
 
 
@@ -169,12 +204,20 @@ def main() -> int:
                         help="the reconcile executable to measure (default: this venv's)")
     parser.add_argument("--wheel", action="store_true",
                         help="measure this checkout installed from its wheel (not editable) instead")
+    parser.add_argument("--ssh", action="store_true", help="also a no-op plan over SSH to a test host")
     parser.add_argument("--imports", type=int, default=0, metavar="N",
                         help="also list the N slowest imports of validate")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="reconciler-bench-startup-") as tmp_name:
+    with tempfile.TemporaryDirectory(prefix="reconciler-bench-startup-") as tmp_name, \
+            contextlib.ExitStack() as stack:
         tmp = Path(tmp_name)
+        ssh_host: TestHost | None = None
+        if args.ssh:
+            from testbed.hosts import install_signal_handlers, start_host
+
+            install_signal_handlers()
+            ssh_host = stack.enter_context(start_host("startup"))
         reconcile = install_wheel(tmp) if args.wheel else args.reconcile.absolute()
         python = reconcile.with_name("python")
         small = write_small_spec(tmp)
@@ -193,15 +236,25 @@ def main() -> int:
                            args.repeat, cwd)
         plan = measure("reconcile plan SMALL (no-op, local)",
                        [str(reconcile), "plan", str(small), "--detailed-exitcode"], args.repeat, cwd)
+        ssh_plan = None
+        if ssh_host is not None:
+            ssh_spec = write_ssh_spec(tmp, ssh_host)
+            ssh_plan = measure("reconcile plan SSH (no-op, 3 files)",
+                               [str(reconcile), "plan", str(ssh_spec), "--detailed-exitcode"],
+                               args.repeat, cwd)
         yardstick = min(pyd.cpu)
         print(floor.line(yardstick))
         print(pyd.line(yardstick))
         print(version.line(yardstick, TARGETS["version"]))
         print(validate.line(yardstick, TARGETS["validate"]))
         print(plan.line(yardstick))
-        ok_rss = plan.rss_mib <= TARGET_RSS_MIB
-        print(f"  peak RSS of the no-op plan: {plan.rss_mib:.1f} MiB "
-              f"(target <= {TARGET_RSS_MIB:.0f} MiB: {'ok' if ok_rss else 'MISSED'})")
+        if ssh_plan is not None:
+            print(ssh_plan.line(yardstick))
+        for figures in (plan, ssh_plan):
+            if figures is not None and figures.rss_mib is not None:
+                ok_rss = figures.rss_mib <= TARGET_RSS_MIB
+                print(f"  peak RSS of {figures.label.removeprefix('reconcile ')}: {figures.rss_mib:.1f} MiB "
+                      f"(target <= {TARGET_RSS_MIB:.0f} MiB: {'ok' if ok_rss else 'MISSED'})")
         print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         if args.imports:
             runs = min(args.repeat, 5)
