@@ -14,15 +14,14 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import structlog
-
 from reconciler.errors import ReconcilerError
+from reconciler.logs import get_logger
 from reconciler.plan import Action, DiffKind, TextDiff
 from reconciler.provider import ApplyItem, HostContext, Provider
 from reconciler.sensitive import public
 from reconciler.textdiff import DesiredText, HostText, read_host_texts, resolve, text_diff
 
-log = structlog.get_logger("reconciler.annotate")
+log = get_logger("reconciler.annotate")
 
 
 def explain_internal(template: str, old: Any) -> str:

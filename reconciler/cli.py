@@ -218,6 +218,18 @@ def cmd_completion(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _import_engine() -> None:
+    """Import the engine with rich hidden (the transports below it may import structlog,
+    which would load rich) and apply the pending log set-up if they did import it
+    (see reconciler.logs)."""
+    from reconciler.logs import apply_if_imported
+    from reconciler.terminal import rich_hidden
+
+    with rich_hidden():
+        import reconciler.engine  # noqa: F401
+    apply_if_imported()
+
+
 def _run_options_for(args: argparse.Namespace, revision: str, **extra: Any) -> Any:
     from reconciler.engine import RunOptions
 
@@ -226,6 +238,7 @@ def _run_options_for(args: argparse.Namespace, revision: str, **extra: Any) -> A
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    _import_engine()
     from reconciler.engine import Engine
 
     spec = _load_spec(args.path)
@@ -308,7 +321,6 @@ def _graceful_interrupt(stop: threading.Event) -> Iterator[None]:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from reconciler.engine import Engine
     from reconciler.errors import StalePlan
     from reconciler.terminal import interactive
 
@@ -318,6 +330,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
         args.host = [h["host"] for h in saved["hosts"]]
     if saved:
         args.replace = list(dict.fromkeys([*args.replace, *_saved_replacements(saved)]))
+    _import_engine()
+    from reconciler.engine import Engine
+
     spec = _load_spec(spec_path)
     if spec is None:
         return EXIT_ERROR
@@ -355,8 +370,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def _apply_and_report(engine: Any, plan: Plan, args: argparse.Namespace, stop: threading.Event,
                       color: bool) -> int:
-    import structlog
-
+    from reconciler.logs import get_logger
     from reconciler.report import ApplyReport, HostReport
     from reconciler.terminal import maybe_progress, use_color
 
@@ -379,7 +393,7 @@ def _apply_and_report(engine: Any, plan: Plan, args: argparse.Namespace, stop: t
 
         shown = {h.host: h.error for h in plan.hosts if h.error}  # the plan above printed these
         print(render_report(report, color=color, shown_errors=shown))
-    structlog.get_logger("reconciler.cli").info(
+    get_logger("reconciler.cli").info(
         "apply finished", ok=report.ok, revision=engine.options.revision or None,
         commands=engine.commands_run())
     if report.interrupted or stop.is_set():
@@ -471,16 +485,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list[:1] == ["--version"]:
         print(f"reconcile {__version__}")
         return EXIT_OK
-    from reconciler.terminal import PipeGuard, import_structlog_without_rich
+    from reconciler.terminal import PipeGuard, rich_hidden
 
     if not isinstance(sys.stdout, PipeGuard):
         sys.stdout = PipeGuard(sys.stdout)
     if not isinstance(sys.stderr, PipeGuard):
         sys.stderr = PipeGuard(sys.stderr)
-    import_structlog_without_rich()
     from reconciler.errors import ReconcilerError
     from reconciler.logs import configure
-    from reconciler.provider import ProviderLoadError
+
+    # Modules below the provider contract (the transports) may import structlog,
+    # which would load rich with it.
+    with rich_hidden():
+        from reconciler.provider import ProviderLoadError
 
     try:
         parser = build_parser(plugins=_needs_plugins(args_list))
@@ -493,7 +510,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     verbose = getattr(args, "verbose", 0) - (1 if getattr(args, "quiet", False) else 0)
     hidden = SHOWN_EVENTS if getattr(args, "output", "text") == "text" and verbose <= 0 else frozenset()
-    configure(fmt=getattr(args, "log_format", "auto"), verbose=verbose, hidden_events=hidden)
+    # Core commands import structlog only when something is logged (reconciler.logs);
+    # a plugin's subcommand may log through structlog directly, so it gets it at once.
+    configure(fmt=getattr(args, "log_format", "auto"), verbose=verbose, hidden_events=hidden,
+              now=getattr(args, "command", None) not in (None, *CORE_COMMANDS))
     handler: Handler | None = getattr(args, "func", None)
     if handler is None:
         parser.print_help()

@@ -25,14 +25,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
-
 from reconciler.annotate import annotate
 from reconciler.errors import CommandFailed, LockBusy, ReconcilerError, TransportError
 from reconciler.interpolate import PublishedRef, parse_published, references, walk_strings
 from reconciler.inventory import LEGACY, Inventory
+from reconciler.logs import get_logger
 from reconciler.plan import Action, Change, FieldChange, Handover, HostPlan, Plan, Reason
-from reconciler.provider import ApplyItem, HostContext, Provider, Resource, State
+from reconciler.provider import ApplyItem, HostContext, Provider, Resource, State, load_providers
 from reconciler.report import ApplyReport, ChangeOutcome, HostReport, Status
 from reconciler.sensitive import REDACTOR, contains_sensitive, public
 from reconciler.spec import LoadedSpec, ResourceEntry
@@ -40,7 +39,7 @@ from reconciler.transport import LocalTransport, Transport
 from reconciler.transport.base import HostLock
 from reconciler.transport.coalesce import run_coalesced
 
-log = structlog.get_logger("reconciler.engine")
+log = get_logger("reconciler.engine")
 
 __all__ = ["ApplyReport", "ChangeOutcome", "Engine", "HostReport", "RunOptions", "Status"]
 
@@ -134,15 +133,15 @@ class HostSession:
     planned: list[_Planned] = field(default_factory=list)
     plan: HostPlan = field(init=False)
     lock: HostLock | None = None
+    # The spec's providers, plus those of kinds only this host's inventory holds (see
+    # _load_inventory_kinds), in apply order.
+    providers: dict[str, Provider[Any]] = field(init=False)
 
     def __post_init__(self) -> None:
+        self.providers = dict(self.spec.providers)
         self.ctx = HostContext(self.name, self.transport, self.spec.host_vars(self.name),
                                revision=self.options.revision)
         self.plan = HostPlan(self.name)
-
-    @property
-    def providers(self) -> Mapping[str, Provider[Any]]:
-        return self.spec.providers
 
     def _entries(self) -> list[ResourceEntry]:
         """The spec's resources on this host, less implied ones (``Provider.implied_by``)
@@ -181,6 +180,9 @@ class HostSession:
             return lambda: self.observed[kind].update(observe_kind(kind, list(by_kind[kind])))
 
         run_coalesced(self.transport, [read_inventory, *(observe_spec(k) for k in kinds)])
+        for kind in self._load_inventory_kinds():
+            by_kind[kind] = {}
+            self.observed[kind] = {}
         left = {k: [i for i in dict.fromkeys(self.inventory.ids_of(k)) if i not in by_kind[k]]
                 for k in self.providers}
 
@@ -198,6 +200,25 @@ class HostSession:
                 self.ctx.secrets.update(provider.secret_values(self.observed[kind]))
         for value in self.ctx.secrets.values():
             REDACTOR.register(value)
+
+    def _load_inventory_kinds(self) -> list[str]:
+        """Load the providers of kinds this stack owns objects of on the host but the spec
+        no longer names (load_spec loaded only the spec's kinds), so those objects are
+        pruned. Returns the kinds added; a kind no installed provider claims stays out
+        (its objects are left alone). Nothing to do when the caller of
+        load_spec chose the providers."""
+        if not self.spec.partial_providers:
+            return []
+        missing = {o.kind for o in self.inventory.objects.values()} - set(self.providers)
+        if not missing:
+            return []
+        found = load_providers(missing)
+        if not missing <= set(found):  # a plugin whose entry point is not named after its kind
+            found = load_providers()
+        added = [k for k in found if k not in self.providers]
+        merged = {**self.providers, **found}
+        self.providers = dict(sorted(merged.items(), key=lambda kv: (kv[1].order, kv[0])))
+        return added
 
     def compute_plan(self) -> HostPlan:
         entries = self._entries()

@@ -31,10 +31,10 @@ just calls its transport; it should make few calls in a row (each is a round).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
@@ -46,6 +46,9 @@ from reconciler.plan import Action, Change, FieldChange
 from reconciler.sensitive import KnownAfterApply, Sensitive
 from reconciler.transport.base import Transport
 from reconciler.writebatch import WriteBatch
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 State = dict[str, Any]
 """A resource's state as plain data: what the spec wants, or what the host has."""
@@ -292,16 +295,61 @@ class ProviderLoadError(ReconcilerError):
 
 
 @functools.cache
-def load_providers() -> dict[str, Provider[Any]]:
-    """Every provider registered under the ``reconciler.providers`` entry-point group."""
+def _entry_points() -> tuple[EntryPoint, ...]:
+    """The ``reconciler.providers`` entry points, read once per process: reading them
+    scans every installed distribution's metadata."""
+    from importlib.metadata import entry_points
+
+    return tuple(entry_points(group="reconciler.providers"))
+
+
+_instances: dict[tuple[str, str], Provider[Any]] = {}
+_instances_lock = threading.Lock()
+
+
+def _instance(ep: EntryPoint) -> Provider[Any]:
+    """The provider of one entry point, imported and made once per process."""
+    with _instances_lock:
+        key = (ep.name, ep.value)
+        if key not in _instances:
+            try:
+                cls = ep.load()
+            except Exception as exc:  # a broken plugin must not hide the others' errors
+                raise ProviderLoadError(f"provider {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+            _instances[key] = cls()
+        return _instances[key]
+
+
+def provider_names() -> frozenset[str]:
+    """The names of the registered providers' entry points, without loading any. A
+    provider named after its kind (as every built-in one is) is loaded only for specs
+    that use that kind; see ``load_providers``."""
+    return frozenset(ep.name for ep in _entry_points())
+
+
+def load_providers(kinds: Iterable[str] | None = None) -> dict[str, Provider[Any]]:
+    """The providers registered under the ``reconciler.providers`` entry-point group,
+    ordered by (``order``, kind): every one, or with ``kinds`` those whose entry points
+    are named in ``kinds`` and every other one registered from the same modules (so a
+    singleton that a kind implies, ``implied_by``, comes with it when both are
+    registered from one module). Importing a kind's modules and building its models
+    is most of a run's start-up, so a spec loads only the kinds it names.
+
+    Two providers claiming one kind is an error among those loaded (always caught with
+    every provider loaded, as ``reconcile schema`` does)."""
+    eps = _entry_points()
+    if kinds is not None:
+        wanted = set(kinds)
+        modules = {ep.module for ep in eps if ep.name in wanted}
+        eps = tuple(ep for ep in eps if ep.module in modules)
     found: dict[str, Provider[Any]] = {}
-    for ep in entry_points(group="reconciler.providers"):
-        try:
-            cls = ep.load()
-        except Exception as exc:  # a broken plugin must not hide the others' errors
-            raise ProviderLoadError(f"provider {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
-        provider = cls()
+    for ep in eps:
+        provider = _instance(ep)
         if provider.kind in found:
             raise ProviderLoadError(f"two providers claim kind {provider.kind!r}")
         found[provider.kind] = provider
+    # A plugin that logs through structlog directly gets the CLI's log set-up.
+    from reconciler.logs import apply_if_imported
+
+    apply_if_imported()
     return dict(sorted(found.items(), key=lambda kv: (kv[1].order, kv[0])))

@@ -7,6 +7,7 @@ Diagnostic with its file, line and column; nothing here raises on bad input.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -31,7 +32,7 @@ from reconciler.interpolate import (
     substituted_length,
     walk_strings,
 )
-from reconciler.provider import Provider, Resource, load_providers
+from reconciler.provider import Provider, Resource, load_providers, provider_names
 from reconciler.specfiles import MAX_SPEC_FILE_BYTES, SpecFileError, decode_text, find_spec_root, is_inside
 from reconciler.transport.sshconfig import SSHSettingsError, jump_list, parse_jump
 from reconciler.yamlpos import Path as YPath
@@ -201,6 +202,10 @@ class LoadedSpec:
     positions: dict[YPath, SourcePos] = field(default_factory=dict)
     # Warnings found while loading (errors stop the load); plans carry them in their JSON.
     warnings: list[Diagnostic] = field(default_factory=list)
+    # Whether ``providers`` holds only the kinds this spec names (load_spec chose them,
+    # see load_providers): the engine then also loads those a host's inventory holds,
+    # to prune what left the spec. False when the caller passed the providers.
+    partial_providers: bool = False
     # The stack this spec is on its hosts (``stack:``, default: see default_stack_name),
     # and the addresses it takes over from other stacks (``adopt:``).
     stack: str = "default"
@@ -267,9 +272,32 @@ def spec_model(providers: Mapping[str, Provider[Any]]) -> type[BaseModel]:
         else:
             fields[kind] = (list[provider.model], Field(  # type: ignore[name-defined]
                 default_factory=list, description=provider.description))
+    # Built when first used: load_spec validates only the frame (``_frame_model``) and
+    # each resource on its own, and reads this one's fields to word a diagnostic.
     model: type[BaseModel] = create_model(
-        "Spec", __config__=ConfigDict(extra="forbid", strict=True), **fields)
+        "Spec", __config__=ConfigDict(extra="forbid", strict=True, defer_build=True), **fields)
     return model
+
+
+@functools.cache
+def _frame_model() -> type[BaseModel]:
+    """The spec without its kinds (hosts, vars, stack, adopt): what load_spec validates
+    as a whole. Made once per process."""
+    return spec_model({})
+
+
+def _providers_for(documents: list[tuple[str, Any, dict[YPath, SourcePos]]]) -> dict[str, Provider[Any]]:
+    """The providers a spec needs: those of the kinds its files name at the top level
+    (``load_providers(kinds)``), or every one when a top-level key names no provider's
+    entry point or the providers loaded do not claim it. So a mistyped key's
+    diagnostic lists every kind, as it would with all of them loaded."""
+    keys = {key for _file, data, _pos in documents if isinstance(data, dict) for key in data}
+    keys -= set(_frame_model().model_fields)
+    if keys <= provider_names():
+        providers = load_providers(keys)
+        if keys <= set(providers):
+            return providers
+    return load_providers()
 
 
 def json_schema(providers: Mapping[str, Provider[Any]] | None = None) -> dict[str, Any]:
@@ -479,7 +507,7 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
     root (``reconciler.specfiles``; a symlink out of it is refused unread), each at most
     ``MAX_SPEC_FILE_BYTES``, and YAML nesting, aliases, variable expansion and the
     number of diagnostics are all capped."""
-    providers = dict(providers or load_providers())
+    given = dict(providers or {})
     diags = Diagnostics()
     root = Path(resolve_spec_path(path))
     if not root.exists():
@@ -523,6 +551,8 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
         broken.update(loaded.positions[p] for p in loaded.broken if p in loaded.positions)
         if loaded.data is not None:
             documents.append((display, loaded.data, loaded.positions))
+    # Chosen once the files are read: only the kinds they name are loaded.
+    providers = given or _providers_for(documents)
     merged, positions, file_index = _merge(documents, providers, diags)
     fallback = SourcePos(_display(files[0]), 1, 1)
 
@@ -535,7 +565,7 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
     # Validate the frame (hosts, vars, unknown keys) and then each resource on its own,
     # so one bad resource does not hide the others' mistakes or the semantic checks.
     model = spec_model(providers)
-    frame = spec_model({})
+    frame = _frame_model()
     yaml_broken = len(documents) < len(files)
     frame_input = {k: v for k, v in merged.items() if k not in providers}
     hosts: dict[str, HostSpec] = {}
@@ -637,7 +667,7 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
 
     entries += _implied_entries(providers, entries)
     spec = LoadedSpec(str(root), digest.hexdigest(), hosts, global_vars, entries, providers, positions,
-                      root=str(spec_root), _host_vars=host_vars)
+                      root=str(spec_root), _host_vars=host_vars, partial_providers=not given)
     spec.stack = stack if stack is not None else default_stack or default_stack_name(root)
     spec.adopt = frozenset(adopt)
     _check_stack(spec, stack is not None, adopt, diags)

@@ -41,19 +41,31 @@ def interactive() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
-def import_structlog_without_rich() -> None:
-    """Import structlog with rich hidden from it.
+@contextlib.contextmanager
+def rich_hidden() -> Iterator[None]:
+    """While inside, ``import rich`` fails at once (unless rich is already loaded).
 
     structlog imports rich at import time whenever it is installed (for fancy
-    tracebacks), which costs every command ~60 ms before it does anything. Logs need
-    none of it; rich is loaded later, only when something is drawn on a terminal."""
-    if "structlog" in sys.modules or "rich" in sys.modules:
+    tracebacks), which costs a command ~60 ms before it does anything. Logs need none
+    of it; rich is loaded later, only when something is drawn on a terminal. Wrap the
+    import of anything that may import structlog (``import_structlog_without_rich``,
+    the engine, whose transports log through structlog)."""
+    if "rich" in sys.modules:
+        yield
         return
     sys.modules["rich"] = None  # type: ignore[assignment]  # makes `import rich` fail fast
     try:
-        import structlog.dev  # noqa: F401
+        yield
     finally:
         del sys.modules["rich"]
+
+
+def import_structlog_without_rich() -> None:
+    """Import structlog with rich hidden from it (see ``rich_hidden``)."""
+    if "structlog" in sys.modules:
+        return
+    with rich_hidden():
+        import structlog.dev  # noqa: F401
 
 
 class PipeGuard:

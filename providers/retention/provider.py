@@ -23,11 +23,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import structlog
 from pydantic import Field
 
 from reconciler.diffing import diff_states
 from reconciler.errors import ApplyError
+from reconciler.logs import get_logger
 from reconciler.plan import Action, FieldChange
 from reconciler.provider import ApplyItem, HostContext, Issue, Provider, Resource, State
 
@@ -43,7 +43,7 @@ from ..common.cronjob import (
 )
 from .script import OBSERVE_SH, VARIABLES, render_retention_script
 
-log = structlog.get_logger("reconciler.providers.retention")
+log = get_logger("reconciler.providers.retention")
 
 OVER_LIMITS = "over_limits"
 PROBLEM = "problem"

@@ -1,7 +1,9 @@
 """Start-up stays cheap: ``--version`` imports nothing of the package beyond its
-version; ``validate`` and output to a pipe never import rich; the shared CLI
-options come from reconciler.commands, which loads the spec module lazily.
-(Times are measured in bench/, never asserted here.)"""
+version; ``validate`` and output to a pipe never import rich; a plan imports only
+the kinds its spec names, and neither deepdiff (nothing differs) nor paramiko,
+docker or croniter (nothing needs them); the shared CLI options come from
+reconciler.commands, which loads the spec module lazily. (Times are measured in
+bench/bench_startup.py, never asserted here.)"""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ try:
     code = main()
 except SystemExit as exc:
     code = exc.code
-watched = ("rich", "pydantic", "structlog", "paramiko", "shtab")
+watched = ("rich", "pydantic", "structlog", "paramiko", "shtab", "deepdiff", "docker", "croniter")
 mods = sorted(m for m in sys.modules if m.split(".")[0] in watched or m.startswith("reconciler"))
 print("\\n@@" + json.dumps({{"code": code, "modules": mods}}))
 """
@@ -44,6 +46,21 @@ def test_validate_does_not_load_rich_or_ssh() -> None:
     code, modules = imported("validate", str(GOOD))
     assert code == 0
     assert not any(m.split(".")[0] in ("rich", "paramiko", "shtab") for m in modules), modules
+
+
+def test_noop_plan_imports_only_its_kinds(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "app.conf").write_text("port = 8080\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("hosts:\n  here: {connect: local}\n"
+                    "files:\n"
+                    f"  - {{path: {tmp_path}/etc/app.conf, content: \"port = 8080\\n\"}}\n")
+    code, modules = imported("plan", str(spec))
+    assert code == 0
+    kinds = {m.split(".")[1] for m in modules if m.startswith("reconciler_providers.")}
+    assert kinds <= {"files", "common"}, kinds
+    assert not any(m.split(".")[0] in ("rich", "paramiko", "docker", "deepdiff", "croniter", "shtab")
+                   for m in modules), modules
 
 
 def test_commands_module_is_light() -> None:
