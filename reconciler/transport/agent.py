@@ -27,12 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import structlog
-
 from reconciler.errors import TransportError
+from reconciler.logs import get_logger
 from reconciler.transport import agent_program as program
 
-log = structlog.get_logger("reconciler.transport")
+log = get_logger("reconciler.transport")
 
 GRACE = 15.0
 START_TIMEOUT = 30.0

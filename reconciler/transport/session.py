@@ -18,15 +18,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from reconciler.errors import LockBusy, TransportError
+from reconciler.logs import get_logger
 from reconciler.transport.agent import SUDO_PROMPT, AgentClient, ByteChannel, NoPython, StartFailed
 from reconciler.transport.base import LOCK_PATH, HostLock, Transport
 from reconciler.transport.ops import CommandResult
 from reconciler.transport.shell import ShellOps
 
-log = structlog.get_logger("reconciler.transport")
+log = get_logger("reconciler.transport")
 
 _TAIL = 64 * 1024
 
