@@ -156,6 +156,16 @@ def _check_host_access(spec: LoadedSpec, diags: Diagnostics) -> None:
                     diags.error(f"{trail[-1]!r} is a local host; a jump host must be reached over SSH",
                                 field_path=fp, pos=pos)
                     break
+        if host.host_key == "accept-new" and host.known_hosts and spec.root:
+            # accept-new appends to this file: a commit must not make the controller write
+            # anywhere outside the repository it came from.
+            target = Path(os.path.expanduser(host.known_hosts))
+            if not is_inside(Path(spec.root), target.resolve()):
+                fp, pos = at("known_hosts")
+                diags.error(f"with host_key: accept-new the reconciler records new host keys in "
+                            f"{host.known_hosts}, so it must be inside the spec's repository ({spec.root})",
+                            field_path=fp, pos=pos,
+                            hint="keep known_hosts in the repository, or use host_key: check")
         if host.identity_file:
             path = Path(os.path.expanduser(host.identity_file))
             problem = ("does not exist" if not path.exists() else "is not a file" if not path.is_file()
@@ -583,6 +593,17 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
             if err["type"] == "missing" and yaml_broken:
                 continue  # the key is probably in the file that failed to parse
             report(err, loc, format_path(loc))
+    # Relative key and known_hosts paths are relative to the file that names them, as a
+    # repository's authors expect (the controller runs from /, the CLI from anywhere).
+    for name, host in list(hosts.items()):
+        update: dict[str, str] = {}
+        for key in ("known_hosts", "identity_file", "become_password_file"):
+            value = getattr(host, key, None)
+            if isinstance(value, str) and value and not os.path.isabs(os.path.expanduser(value)):
+                named_in = _lookup_pos(positions, ("hosts", name, key), fallback).file
+                update[key] = os.path.join(os.path.dirname(os.path.abspath(named_in)), value)
+        if update:
+            hosts[name] = host.model_copy(update=update)
     if "hosts" in merged and not hosts and not diags.has_errors():
         diags.error("at least one host is required", field_path="hosts",
                     pos=_lookup_pos(positions, ("hosts",), fallback))

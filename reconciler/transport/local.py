@@ -88,8 +88,12 @@ class LocalTransport(SessionTransport):
 
     def _launch_agent(self) -> AgentLaunch:
         try:
+            # Its own session: a Ctrl-C at the terminal goes to reconcile alone, which lets
+            # the change under way finish (as over SSH) instead of killing the agent's
+            # children mid-change. The agent still ends with reconcile: it sees EOF.
             proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", BOOTSTRAP], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
+                                    start_new_session=True)
         except OSError as exc:
             raise TransportError(f"cannot start the local agent: {exc}") from exc
         assert proc.stderr is not None

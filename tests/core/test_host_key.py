@@ -20,6 +20,13 @@ def spec_with(tmp_path: Path, host: TestHost, known_hosts: Path, **extra: str) -
     return write_spec(tmp_path / "spec", {"web": entry}, FILES)
 
 
+def spec_dir_file(tmp_path: Path) -> Path:
+    """The spec's known_hosts inside the spec directory: with accept-new the reconciler
+    writes to it, which it does only inside the spec's repository."""
+    (tmp_path / "spec").mkdir(parents=True, exist_ok=True)
+    return tmp_path / "spec" / "known_hosts"
+
+
 def recorded_keys(host: TestHost) -> set[tuple[str, ...]]:
     """The host's real keys, as the test bed read them from the host itself."""
     return {tuple(line.split()[:3]) for line in host.known_hosts_path.read_text().splitlines()}
@@ -28,7 +35,7 @@ def recorded_keys(host: TestHost) -> set[tuple[str, ...]]:
 @pytest.mark.timeout(300)
 def test_unknown_key_refused_unless_accept_new(fresh_host: TestHost, tmp_path: Path) -> None:
     host = fresh_host
-    known = tmp_path / "known_hosts"
+    known = spec_dir_file(tmp_path)
     known.write_text("")
     target = f"ssh://root@127.0.0.1:{host.ssh_port}"
 
@@ -55,7 +62,7 @@ def test_unknown_key_refused_unless_accept_new(fresh_host: TestHost, tmp_path: P
 def test_changed_key_is_refused_even_with_accept_new(fresh_host: TestHost, tmp_path: Path) -> None:
     host = fresh_host
     impostor = paramiko.Ed25519Key.from_private_key_file(str(host.key_path))  # any key but the host's
-    known = tmp_path / "known_hosts"
+    known = spec_dir_file(tmp_path)
     known.write_text(f"[127.0.0.1]:{host.ssh_port} {impostor.get_name()} {impostor.get_base64()}\n")
     for extra in ({}, {"host_key": "accept-new"}):
         proc = reconcile("plan", spec_with(tmp_path, host, known, **extra), check_code=1)
@@ -67,7 +74,7 @@ def test_changed_key_is_refused_even_with_accept_new(fresh_host: TestHost, tmp_p
 @pytest.mark.timeout(300)
 def test_ssh_config_can_only_make_checking_stricter(fresh_host: TestHost, tmp_path: Path) -> None:
     host = fresh_host
-    known = tmp_path / "known_hosts"
+    known = spec_dir_file(tmp_path)
     known.write_text("")
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
@@ -82,3 +89,19 @@ def test_ssh_config_can_only_make_checking_stricter(fresh_host: TestHost, tmp_pa
     proc = reconcile("plan", spec_with(tmp_path, host, known), home=home, check_code=1)
     assert "unknown host key; add it to known_hosts or set `host_key: accept-new` on host web" in proc.stdout
     assert known.read_text() == ""
+
+
+def test_accept_new_never_writes_outside_the_spec_repository(tmp_path: Path) -> None:
+    """A commit must not make the controller append to a file of its choice (a shell's
+    rc file, another host's known_hosts): accept-new with a known_hosts file outside
+    the spec's repository is a spec error, and nothing is written."""
+    outside = tmp_path / "outside" / "bashrc"
+    outside.parent.mkdir()
+    outside.write_text("# untouched\n")
+    spec = write_spec(tmp_path / "spec", {"web": {"connect": "ssh://root@127.0.0.1:1", "host_key": "accept-new",
+                                                   "known_hosts": "../outside/bashrc"}}, FILES)
+    proc = reconcile("validate", spec, check_code=1)
+    assert "hosts.web.known_hosts: with host_key: accept-new the reconciler records new host keys" in proc.stderr
+    assert "must be inside the spec's repository" in proc.stderr
+    proc = reconcile("plan", spec, check_code=1)
+    assert outside.read_text() == "# untouched\n"
