@@ -98,10 +98,11 @@ def test_accept_new_never_writes_outside_the_spec_repository(tmp_path: Path) -> 
     outside = tmp_path / "outside" / "bashrc"
     outside.parent.mkdir()
     outside.write_text("# untouched\n")
-    spec = write_spec(tmp_path / "spec", {"web": {"connect": "ssh://root@127.0.0.1:1", "host_key": "accept-new",
-                                                   "known_hosts": "../outside/bashrc"}}, FILES)
+    web = {"connect": "ssh://root@127.0.0.1:1", "host_key": "accept-new", "known_hosts": "../outside/bashrc"}
+    spec = write_spec(tmp_path / "spec", {"web": web}, FILES)
     proc = reconcile("validate", spec, check_code=1)
-    assert "hosts.web.known_hosts: with host_key: accept-new the reconciler records new host keys" in proc.stderr
+    assert ("hosts.web.known_hosts: with host_key: accept-new the reconciler records new host keys"
+            in proc.stderr)
     assert "must be inside the spec's repository" in proc.stderr
     proc = reconcile("plan", spec, check_code=1)
     assert outside.read_text() == "# untouched\n"
