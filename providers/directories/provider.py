@@ -80,5 +80,7 @@ class DirectoriesProvider(Provider[Directory]):
         kind = (item.actual or {}).get("type")
         if item.actual is None or kind == "directory":
             return None
+        if kind == "refused":  # the host would not even look (a planted parent): say why
+            return str(item.actual.get("error"))
         return (f"{item.change.id} is a {kind} on the host and the spec wants a directory; the "
                 f"reconciler never replaces a {kind} with a directory (move it away by hand, then apply)")

@@ -165,5 +165,7 @@ class FilesProvider(Provider[File]):
         kind = (item.actual or {}).get("type")
         if item.actual is None or kind in ("file", "symlink"):
             return None
+        if kind == "refused":  # the host would not even look (a planted parent): say why
+            return str(item.actual.get("error"))
         return (f"{item.change.id} is a {kind} on the host and the spec wants a file; the reconciler "
                 f"never replaces a {kind} with a file (move it away by hand, then apply)")

@@ -40,8 +40,9 @@ descriptor, owner and mode set on the descriptor, fsynced, renamed over the targ
 with ``dir_fd`` (a crash leaves the old or the new file), then every touched
 directory is fsynced once per request.
 
-When stdin reaches EOF (the connection dropped, or the controller closed it), the
-agent kills the process groups it started, lets go of its locks and exits.
+When stdin reaches EOF (the connection dropped, or the controller closed it), or on
+SIGTERM/SIGHUP, the agent kills the process groups it started, removes the temporary
+files of writes still under way, lets go of its locks and exits.
 """
 
 from __future__ import annotations
@@ -448,6 +449,25 @@ def handle_read_files(req: dict[str, Any], agent: Agent) -> dict[str, Any]:
     return {"files": out}
 
 
+# Temporary files being written right now: (parent dir fd, name) by the temp file's fd.
+# ``Agent.shutdown`` removes them, so a controller killed mid-apply (its end of the pipe
+# closes, or systemd sends SIGTERM to the unit's processes) leaves no ``.name.reconciler-*``
+# behind next to the files it manages.
+_IN_FLIGHT: dict[int, tuple[int, str]] = {}
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
+def remove_in_flight_temporaries() -> None:
+    with _IN_FLIGHT_LOCK:
+        items = list(_IN_FLIGHT.items())
+    for fd, (parent, tmp) in items:
+        with contextlib.suppress(OSError):
+            left = os.stat(tmp, dir_fd=parent, follow_symlinks=False)
+            mine = os.fstat(fd)
+            if (left.st_dev, left.st_ino) == (mine.st_dev, mine.st_ino):  # ours, and only ours
+                os.unlink(tmp, dir_fd=parent)
+
+
 def _write_one(cache: ParentCache, item: dict[str, Any]) -> None:
     path = item["path"]
     uid = resolve_user(item.get("owner", 0))
@@ -464,6 +484,8 @@ def _write_one(cache: ParentCache, item: dict[str, Any]) -> None:
     tmp = f".{name[:120]}.reconciler-{os.urandom(6).hex()}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(tmp, flags, 0o600, dir_fd=parent)
+    with _IN_FLIGHT_LOCK:
+        _IN_FLIGHT[fd] = (parent, tmp)
     renamed = False
     try:
         os.fchown(fd, uid, gid)
@@ -490,6 +512,8 @@ def _write_one(cache: ParentCache, item: dict[str, Any]) -> None:
                 pass
         raise
     finally:
+        with _IN_FLIGHT_LOCK:
+            _IN_FLIGHT.pop(fd, None)
         os.close(fd)
 
 
@@ -967,6 +991,7 @@ class Agent:
             self._locks.clear()
         for pid in groups:
             kill_group(pid)
+        remove_in_flight_temporaries()
         for fd in locks:
             with contextlib.suppress(OSError):
                 os.close(fd)

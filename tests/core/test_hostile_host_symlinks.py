@@ -95,8 +95,8 @@ def test_planted_parent_and_flipped_directory_are_refused(fresh_host: TestHost, 
     assert ("✗ web: files:/srv/app/conf/evil (update) FAILED\n"
             f"      parent /srv/app/conf is a symlink owned by uid {uid}; refusing") in out, out
     assert ("✗ web: directories:/srv/app/data (update) FAILED\n"
-            "      /srv/app/data exists and is a symlink, not a directory; the reconciler will not "
-            "replace it") in out, out
+            "      /srv/app/data is a symlink on the host and the spec wants a directory; the reconciler "
+            "never replaces a symlink with a directory") in out, out
     assert host.exec(FINGERPRINT).stdout == before
     assert host.exec(["test", "-e", "/etc/cron.d/evil"], check=False).returncode != 0
 
