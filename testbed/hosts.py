@@ -36,6 +36,7 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from testbed import aptcache
 from testbed.images import ensure_image
 from testbed.util import (
     LABEL,
@@ -577,6 +578,9 @@ def _create_host(
         host.exec(
             "umask 077 && mkdir -p /root/.ssh && cat > /root/.ssh/authorized_keys", input=pub, timeout=60
         )
+        proxy = aptcache.proxy_url()
+        if proxy is not None:
+            host.exec(f"cat > {aptcache.PROXY_CONF}", input=aptcache.proxy_conf(proxy), timeout=60)
         host.refresh_ports()
     except BaseException:
         host.remove()
