@@ -105,9 +105,18 @@ class HostSession:
             res = self.spec.resource_for_host(e, self.name)
             by_kind[e.kind][e.id] = res
             self.resources[e.address] = res
+        # Prerequisites the spec does not declare here: observed too, so the plan can
+        # say whether the host already has them.
+        undeclared: dict[str, list[str]] = {k: [] for k in self.providers}
+        for e in entries:
+            for choice in self._prerequisites(e):
+                for address in choice:
+                    kind, _, rid = address.partition(":")
+                    if address not in self.resources and kind in undeclared:
+                        undeclared[kind].append(rid)
 
         def observe_kind(kind: str) -> tuple[str, dict[str, State | None]]:
-            ids = list(dict.fromkeys([*by_kind[kind], *self.inventory.ids_of(kind)]))
+            ids = list(dict.fromkeys([*by_kind[kind], *self.inventory.ids_of(kind), *undeclared[kind]]))
             if not ids:
                 return kind, {}
             started = time.monotonic()
@@ -140,6 +149,11 @@ class HostSession:
             if change is not None:
                 self.planned.append(_Planned(ApplyItem(change, res, desired, actual), e, self._deps(e, res)))
         self._plan_triggered(entries)
+        missing = self._missing_prerequisites(entries)
+        if missing:
+            # Nothing is applied on this host: the resources that need them would fail,
+            # and the ones applied before them would leave the host half-converged.
+            self.plan.error = "\n".join(missing)
         # Prune: owned objects that left the spec.
         for obj in list(self.inventory.objects.values()):
             if obj.address in spec_addresses or obj.kind not in self.providers:
@@ -151,11 +165,12 @@ class HostSession:
                 self.plan.warnings.append(f"{obj.address} left the spec; it existed before the reconciler "
                                           "managed it, so it is released and left in place")
                 continue
-            if not self.providers[obj.kind].prunable:
-                self.plan.warnings.append(f"{obj.address} left the spec; {obj.kind} are never deleted "
-                                          "automatically, so it is released and left in place")
+            kept = self.providers[obj.kind].release_reason(obj.id, actual)
+            if kept is not None:
+                self.plan.warnings.append(f"{obj.address} left the spec; {kept}")
                 continue
-            assert actual is not None  # absent prunable objects were skipped above
+            if actual is None:
+                continue  # nothing to delete
             change = Change(self.name, obj.kind, obj.id, Action.DELETE,
                             tuple(FieldChange(k, v, None) for k, v in actual.items()
                                   if not contains_sensitive(v)), Reason.REMOVED)
@@ -224,9 +239,48 @@ class HostSession:
                 planned.add(e.address)
                 added = True
 
+    def _prerequisites(self, e: ResourceEntry) -> list[tuple[str, ...]]:
+        """The resource's prerequisites as choices (tuples of addresses) of loaded kinds."""
+        choices = []
+        for p in self.providers[e.kind].prerequisites(self.resources[e.address]):
+            choice = (p,) if isinstance(p, str) else tuple(p)
+            choice = tuple(a for a in choice if a.partition(":")[0] in self.providers)
+            if choice:
+                choices.append(choice)
+        return choices
+
+    def _missing_prerequisites(self, entries: list[ResourceEntry]) -> list[str]:
+        """One sentence per prerequisite that is neither declared for this host nor
+        observed on it, or that the spec declares must not exist."""
+        problems: list[str] = []
+        for e in entries:
+            for choice in self._prerequisites(e):
+                declared = [a for a in choice if a in self.resources]
+                if any(self._wanted(a) for a in declared):
+                    continue
+                if any(self.observed.get(a.partition(":")[0], {}).get(a.partition(":")[2]) is not None
+                       for a in choice if a not in self.resources):
+                    continue
+                needs = " or ".join(choice)
+                if declared:
+                    problems.append(f"{e.address} needs {needs}, which the spec says must be absent "
+                                    f"on host {self.name}")
+                else:
+                    which = "which is" if len(choice) == 1 else "none of which is"
+                    problems.append(f"{e.address} needs {needs}, {which} installed on host {self.name} "
+                                    "and not in the spec; declare it in the spec, or install it on the "
+                                    "host by other means")
+        return problems
+
+    def _wanted(self, address: str) -> bool:
+        """The spec declares ``address`` for this host and wants it to exist."""
+        kind = address.partition(":")[0]
+        return self.providers[kind].desired(self.resources[address], self.ctx) is not None
+
     def _deps(self, e: ResourceEntry, res: Resource) -> set[str]:
         provider = self.providers[e.kind]
         deps = set(res.depends_on) | set(provider.requires(res)) | set(provider.triggers(res))
+        deps.update(a for choice in self._prerequisites(e) for a in choice if a in self.resources)
         secret_kinds = [k for k, p in self.providers.items() if p.provides_secrets]
         for _path, text in walk_strings(res.model_dump(mode="python")):
             for ref in references(text):
@@ -462,8 +516,9 @@ class HostSession:
         for obj in list(self.inventory.objects.values()):
             if obj.address in spec_addresses or obj.address in failed:
                 continue
-            if (not obj.created or not self.providers[obj.kind].prunable
-                    or self.observed.get(obj.kind, {}).get(obj.id) is None):
+            actual = self.observed.get(obj.kind, {}).get(obj.id)
+            if (not obj.created or actual is None
+                    or self.providers[obj.kind].release_reason(obj.id, actual) is not None):
                 self.inventory.forget(obj.address)
 
     def _progress(self, done: int, total: int, change: Change, status: Status | None) -> None:
