@@ -69,6 +69,9 @@ class _Planned:
     item: ApplyItem
     entry: ResourceEntry | None
     deps: set[str]
+    # No change of its own, but a dependency is created first: observed again at its
+    # turn, and applied only if it then differs (see _plan_rechecks).
+    recheck: bool = False
 
 
 @dataclass
@@ -140,6 +143,12 @@ class HostSession:
     def compute_plan(self) -> HostPlan:
         entries = self.spec.entries_for(self.name)
         spec_addresses = {e.address for e in entries}
+        missing = self._missing_prerequisites(entries)
+        if missing:
+            # Nothing is applied on this host: the resources that need them would fail,
+            # and the ones applied before them would leave the host half-converged.
+            self.plan.error = "\n".join(missing)
+            return self.plan
         for e in entries:
             provider = self.providers[e.kind]
             res = self.resources[e.address]
@@ -148,12 +157,8 @@ class HostSession:
             change = self._change_for(e, provider, desired, actual)
             if change is not None:
                 self.planned.append(_Planned(ApplyItem(change, res, desired, actual), e, self._deps(e, res)))
+        self._plan_rechecks(entries)
         self._plan_triggered(entries)
-        missing = self._missing_prerequisites(entries)
-        if missing:
-            # Nothing is applied on this host: the resources that need them would fail,
-            # and the ones applied before them would leave the host half-converged.
-            self.plan.error = "\n".join(missing)
         # Prune: owned objects that left the spec.
         for obj in list(self.inventory.objects.values()):
             if obj.address in spec_addresses or obj.kind not in self.providers:
@@ -266,7 +271,7 @@ class HostSession:
                     problems.append(f"{e.address} needs {needs}, which the spec says must be absent "
                                     f"on host {self.name}")
                 else:
-                    which = "which is" if len(choice) == 1 else "none of which is"
+                    which = "which is not" if len(choice) == 1 else "none of which is"
                     problems.append(f"{e.address} needs {needs}, {which} installed on host {self.name} "
                                     "and not in the spec; declare it in the spec, or install it on the "
                                     "host by other means")
@@ -276,6 +281,32 @@ class HostSession:
         """The spec declares ``address`` for this host and wants it to exist."""
         kind = address.partition(":")[0]
         return self.providers[kind].desired(self.resources[address], self.ctx) is not None
+
+    def _plan_rechecks(self, entries: list[ResourceEntry]) -> None:
+        """A resource without a change of its own, whose ``depends_on`` or prerequisite is
+        created in this run, is checked again at its turn in apply: creating that can
+        change it (installing nginx enables Debian's default site, which the spec may
+        say must be absent). The plan shows it as triggered, "checked again after ...";
+        apply observes it again and changes it only if it then differs."""
+        planned = {p.item.change.address for p in self.planned}
+        created = {p.item.change.address for p in self.planned
+                   if p.item.change.action in (Action.CREATE, Action.REPLACE)}
+        if not created:
+            return
+        for e in entries:
+            if e.address in planned:
+                continue
+            res = self.resources[e.address]
+            watched = set(res.depends_on) | {a for c in self._prerequisites(e) for a in c}
+            hits = sorted(watched & created)
+            if not hits:
+                continue
+            provider = self.providers[e.kind]
+            change = Change(self.name, e.kind, e.id, Action.UPDATE, (), Reason.TRIGGERED,
+                            note=f"checked again after {', '.join(hits)} is created, which may change it")
+            actual = self.observed.get(e.kind, {}).get(e.id)
+            item = ApplyItem(change, res, provider.desired(res, self.ctx), actual)
+            self.planned.append(_Planned(item, e, self._deps(e, res), recheck=True))
 
     def _deps(self, e: ResourceEntry, res: Resource) -> set[str]:
         provider = self.providers[e.kind]
@@ -367,6 +398,26 @@ class HostSession:
                         runnable.append(p)
                 if not runnable:
                     continue
+                try:
+                    self._reobserve_after_prerequisites(kind, runnable)
+                    settled = self._settle_rechecks(provider, runnable)
+                except Exception as exc:
+                    msg = f"could not observe {kind} again after installing what they need: {_explain(exc)}"
+                    for p in runnable:
+                        done += 1
+                        failed.add(p.item.change.address)
+                        report.outcomes.append(ChangeOutcome(p.item.change, Status.FAILED, msg,
+                                                             transient=is_transient(exc)))
+                        self._progress(done, total, p.item.change, Status.FAILED)
+                    continue
+                for p, outcome in settled:
+                    done += 1
+                    report.outcomes.append(outcome)
+                    self._progress(done, total, outcome.change, outcome.status)
+                    self._record(p, outcome)
+                runnable = [p for p in runnable if not any(p is s for s, _ in settled)]
+                if not runnable:
+                    continue
                 items = [self._refresh(p) for p in runnable]
                 starting: Callable[[Change], None] = functools.partial(self._progress, done, total,
                                                                        status=None)
@@ -404,6 +455,39 @@ class HostSession:
                 in_run = set()
             in_run.add(p.item.change.address)
         return groups
+
+    def _reobserve_after_prerequisites(self, kind: str, runnable: list[_Planned]) -> None:
+        """When a prerequisite of these changes was applied earlier in this run (nginx was
+        just installed), their plan-time observation predates it: observe them again, so
+        ``apply`` sees the host as it is now. Rechecks are always observed again."""
+        changed = [p for p in runnable if p.recheck or (p.entry is not None and any(
+            a in self.ctx.applied for choice in self._prerequisites(p.entry) for a in choice))]
+        if not changed:
+            return
+        ids = [p.item.change.id for p in runnable]
+        resources = {p.item.change.id: p.item.resource for p in runnable if p.item.resource is not None}
+        after = self.providers[kind].observe(self.ctx, ids, resources)
+        self.observed.setdefault(kind, {}).update(after)
+        for p in runnable:
+            p.item.actual = after.get(p.item.change.id)
+
+    def _settle_rechecks(self, provider: Provider[Any],
+                         runnable: list[_Planned]) -> list[tuple[_Planned, ChangeOutcome]]:
+        """Turn each recheck (freshly observed) into the change it now needs, in place, or
+        settle it as done when the host already matches the spec; returns the settled."""
+        settled: list[tuple[_Planned, ChangeOutcome]] = []
+        for p in runnable:
+            if not p.recheck or p.entry is None or p.item.resource is None:
+                continue
+            desired = provider.desired(p.item.resource, self.ctx)
+            change = self._change_for(p.entry, provider, desired, p.item.actual)
+            if change is None:
+                settled.append((p, ChangeOutcome(p.item.change, Status.APPLIED,
+                                                 "checked again: already as the spec says")))
+                continue
+            p.item = ApplyItem(change, p.item.resource, desired, p.item.actual)
+            p.recheck = False
+        return settled
 
     def _refresh(self, p: _Planned) -> ApplyItem:
         """Recompute desired state just before applying: secrets made earlier in this
@@ -489,7 +573,8 @@ class HostSession:
         c = p.item.change
         if outcome.status is not Status.APPLIED:
             return
-        self.ctx.applied.add(c.address)
+        if not p.recheck:  # a recheck that found nothing to do changed nothing
+            self.ctx.applied.add(c.address)
         if c.action is Action.DELETE:
             self.inventory.forget(c.address)
             return

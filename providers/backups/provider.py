@@ -25,10 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reconciler.errors import ApplyError
 from reconciler.plan import Action
-from reconciler.provider import ApplyItem, HostContext, Issue, Provider, Resource, State
+from reconciler.provider import ApplyItem, HostContext, Issue, Prerequisite, Provider, Resource, State
 
 from ..common.checks import check_path
 from ..common.cronjob import (
+    CRON_PACKAGES,
     OBSERVE_JOBS_SH,
     CronJob,
     check_job_name,
@@ -173,6 +174,15 @@ class BackupsProvider(Provider[Backup]):
             issues.append(Issue(("keep",), "no keep limit: every backup is kept and the destination "
                                            "only grows", warning=True))
         return issues
+
+    def prerequisites(self, resource: Backup) -> list[Prerequisite]:
+        """cron runs the job; pg_dump runs inside the container, through docker."""
+        needs: list[Prerequisite] = [CRON_PACKAGES]
+        if resource.source.postgres is not None:
+            needs.append(("packages:docker.io", "packages:docker-ce"))
+        if resource.compression == "zstd":
+            needs.append("packages:zstd")
+        return needs
 
     def requires(self, resource: Backup) -> list[str]:
         """A database backup goes after its container when the spec manages it (an
