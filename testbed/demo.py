@@ -1,7 +1,8 @@
 """The demo (``bash scripts/demo.sh`` runs ``.venv/bin/python -m testbed.demo``).
 
 1. makes sure the Docker engine and the test bed images are there;
-2. starts a throwaway Debian test host (one per host of the spec) and shows it coming up;
+2. starts a throwaway *bare* Debian 12 test host (one per host of the spec: systemd, sshd,
+   sudo, python3 and nothing else) and shows it coming up;
 3. runs ``reconcile --version``;
 4. when the CLI has ``plan``: runs ``reconcile plan``, ``reconcile apply`` and a second
    ``reconcile plan`` against the test host, using a copy of ``specs/servqr`` whose
@@ -141,13 +142,14 @@ def main(argv: list[str] | None = None) -> int:
 
         say(f"Starting {len(names)} throwaway test host(s) for {', '.join(names)}")
         started = time.monotonic()
-        hosts = dict(zip(names, start_hosts(len(names), names=names), strict=True))
+        hosts = dict(zip(names, start_hosts(len(names), names=names, image=images.bare), strict=True))
         print(f"   ready in {time.monotonic() - started:.1f}s")
         for name, host in hosts.items():
             probe = host.ssh_exec(
                 'echo "$(hostname): systemd $(systemctl is-system-running)"; '
-                "systemctl is-active ssh nginx cron docker | paste -sd' '; "
-                ". /etc/os-release; echo $PRETTY_NAME",
+                ". /etc/os-release; echo \"$PRETTY_NAME, $(dpkg-query -W -f='.\\n' | wc -l) packages\"; "
+                "missing=; for c in nginx docker psql nft curl crontab; do "
+                'command -v $c >/dev/null || missing="$missing $c"; done; echo "not installed:$missing"',
                 check=False,
             )
             print(f"   {name}: {host.ssh_url} (container {host.container_name})")
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         point_hosts_at(workdir, hosts)
         servqr = args.spec.resolve() == DEFAULT_SPEC.resolve() and core_ready
         if servqr:
-            say("Loading the PostgreSQL 15 image into the host's engine (no registry here)")
+            say("Staging the PostgreSQL 15 image for the host's future Docker engine (no registry here)")
             started = time.monotonic()
             for host in hosts.values():
                 stage_images(host, images)
