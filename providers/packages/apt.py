@@ -256,12 +256,10 @@ def explain_apt_failure(output: str, host: str, lock_timeout: int) -> str:
     if "dpkg was interrupted" in output:
         return (f"dpkg was interrupted on host {host} earlier and left packages half-configured; run "
                 "`dpkg --configure -a` there first (it finishes every pending package, not only ours)")
-    unknown = _UNKNOWN.findall(output)
-    if unknown:
-        return f"package {', '.join(unknown)} is not known to apt on host {host}"
-    missing = _NO_VERSION.findall(output)
-    if missing:
-        return "; ".join(f"version {v} of {p} is not available on host {host}" for v, p in missing)
+    problems = [f"package {name} is not known to apt on host {host}" for name in _UNKNOWN.findall(output)]
+    problems += [f"version {v} of {p} is not available on host {host}" for v, p in _NO_VERSION.findall(output)]
+    if problems:
+        return "; ".join(problems)
     if "Held packages were changed" in output:
         return (f"apt refuses to change a held package on host {host}; set hold: true or hold: false "
                 "on it in the spec to let the reconciler manage the hold")
