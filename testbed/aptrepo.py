@@ -61,12 +61,16 @@ class AptRepo:
                     "--passphrase", "", *args], timeout=120)
 
     def add(self, name: str, version: str, *, depends: list[str] | None = None) -> Path:
-        """Build ``name_version_all.deb``: one file, /usr/share/NAME/version, holding the version."""
+        """Build ``name_version_all.deb``: /usr/share/NAME/version holding the version, and a
+        configuration file /etc/NAME/NAME.conf (a dpkg conffile: ``apt-get remove`` keeps it)."""
         with tempfile.TemporaryDirectory(prefix="aptrepo-pkg-") as work:
             pkg = Path(work) / "pkg"
             (pkg / "DEBIAN").mkdir(parents=True)
             (pkg / "usr/share" / name).mkdir(parents=True)
             (pkg / "usr/share" / name / "version").write_text(version + "\n")
+            (pkg / "etc" / name).mkdir(parents=True)
+            (pkg / "etc" / name / f"{name}.conf").write_text(f"# {name} {version}\n")
+            (pkg / "DEBIAN/conffiles").write_text(f"/etc/{name}/{name}.conf\n")
             control = [f"Package: {name}", f"Version: {version}", "Architecture: all",
                        "Maintainer: reconciler tests <tests@reconciler.invalid>", "Section: misc",
                        "Priority: optional"]

@@ -27,6 +27,7 @@ Non-obvious behaviour this relies on:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from reconciler.inventory import INVENTORY_DIR
@@ -142,9 +143,14 @@ class AptFacts:
         """Seconds since the last successful ``apt-get update``; None when unknown."""
         return None if self.updated is None else max(self.now - self.updated, 0)
 
-    def merge(self, newer: AptFacts) -> None:
-        """Take ``newer``'s answers for the names it was asked about (a partial re-observe)."""
+    def merge(self, newer: AptFacts, asked: Sequence[str]) -> None:
+        """Take ``newer``'s answers for the names in ``asked`` (a partial re-observe); a
+        name it has no answer for is now unknown (dpkg and apt print nothing for it)."""
         self.arch, self.now, self.updated = newer.arch or self.arch, newer.now, newer.updated
+        for pkg_id in asked:
+            name = pkg_id.partition(":")[0]
+            self.dpkg.pop(name, None)
+            self.policy.pop(pkg_id, None)
         self.dpkg.update(newer.dpkg)
         self.policy.update(newer.policy)
         self.prune_marked = set(newer.prune_marked)

@@ -82,7 +82,7 @@ def observe_packages(ctx: HostContext, ids: Sequence[str]) -> AptFacts:
     result = ctx.transport.run_script(OBSERVE, list(ids), timeout=120)
     fresh = parse_observation(result.out)
     facts = _facts(ctx)
-    facts.merge(fresh)
+    facts.merge(fresh, ids)
     return facts
 
 
