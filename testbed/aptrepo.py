@@ -102,7 +102,8 @@ class AptRepo:
         for name in ("InRelease", "Release.gpg"):
             (self.root / name).unlink(missing_ok=True)
         self._gpg("--clearsign", "-o", str(self.root / "InRelease"), str(self.root / "Release"))
-        self._gpg("--detach-sign", "--armor", "-o", str(self.root / "Release.gpg"), str(self.root / "Release"))
+        self._gpg("--detach-sign", "--armor", "-o", str(self.root / "Release.gpg"),
+                  str(self.root / "Release"))
 
     def serve(self, host: TestHost) -> str:
         """Copy the repository into ``host`` and serve it on the host's 127.0.0.1:PORT
@@ -111,7 +112,8 @@ class AptRepo:
             with tarfile.open(archive.name, "w") as tar:
                 tar.add(self.root, arcname=".")
             host.exec(f"rm -rf {REPO_DIR_ON_HOST} && mkdir -p {REPO_DIR_ON_HOST}")
-            run(["docker", "cp", archive.name, f"{host.container_id}:/tmp/reconciler-test-repo.tar"], timeout=120)
+            run(["docker", "cp", archive.name, f"{host.container_id}:/tmp/reconciler-test-repo.tar"],
+                timeout=120)
         host.exec(f"tar -C {REPO_DIR_ON_HOST} -xf /tmp/reconciler-test-repo.tar && "
                   "rm /tmp/reconciler-test-repo.tar")
         host.exec(f"systemctl stop {UNIT} 2>/dev/null; systemctl reset-failed {UNIT} 2>/dev/null; "

@@ -263,7 +263,8 @@ def explain_apt_failure(output: str, host: str, lock_timeout: int) -> str:
         return (f"dpkg was interrupted on host {host} earlier and left packages half-configured; run "
                 "`dpkg --configure -a` there first (it finishes every pending package, not only ours)")
     problems = [f"package {name} is not known to apt on host {host}" for name in _UNKNOWN.findall(output)]
-    problems += [f"version {v} of {p} is not available on host {host}" for v, p in _NO_VERSION.findall(output)]
+    problems += [f"version {version} of {name} is not available on host {host}"
+                 for version, name in _NO_VERSION.findall(output)]
     if problems:
         return "; ".join(problems)
     if "Held packages were changed" in output:

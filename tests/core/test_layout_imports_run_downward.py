@@ -29,8 +29,9 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_the_core_imports_no_provider() -> None:
+    provider_packages = ("providers", "reconciler_providers")
     offenders = {str(p.relative_to(ROOT)): sorted(m for m in _imports(p)
-                                                   if m.split(".")[0] in ("providers", "reconciler_providers"))
+                                                   if m.split(".")[0] in provider_packages)
                  for p in (ROOT / "reconciler").rglob("*.py")}
     assert {k: v for k, v in offenders.items() if v} == {}
 
@@ -57,7 +58,8 @@ def test_every_kind_is_a_package_and_every_package_is_installed() -> None:
     on_disk = {"reconciler_providers" + ("." + ".".join(p.parent.relative_to(ROOT / "providers").parts)
                                          if p.parent != ROOT / "providers" else "")
                for p in (ROOT / "providers").rglob("__init__.py")}
-    on_disk |= {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "reconciler").rglob("__init__.py")}
+    on_disk |= {".".join(p.parent.relative_to(ROOT).parts)
+                for p in (ROOT / "reconciler").rglob("__init__.py")}
     assert on_disk == listed
     assert not any(name == "providers" or name.startswith("providers.") for name in listed)
     stray = sorted(p.name for p in (ROOT / "providers").glob("*.py") if p.name != "__init__.py")

@@ -1,4 +1,6 @@
-"""The flagship: a fresh host converged to specs/servqr, end to end.
+"""The flagship: a bare Debian 12 host (systemd, sshd, sudo, python3 and nothing else)
+converged to specs/servqr by one apply, end to end: the spec installs nginx, Docker,
+the PostgreSQL client, nftables, curl and cron itself.
 
 Every health check of the architecture's Monitoring Points passes (HTTPS through
 nginx to both apps, pg_isready, nginx active); a second plan is empty; one drift of
@@ -62,9 +64,10 @@ def git(repo: Path, *args: str) -> str:
 
 @pytest.mark.timeout(1500)
 def test_servqr_converges_heals_every_drift_and_follows_git(
-        fresh_host: TestHost, testbed_images: Images, tmp_path: Path) -> None:
-    host = fresh_host
-    stage_images(host, testbed_images)
+        bare_host: TestHost, testbed_images: Images, tmp_path: Path) -> None:
+    host = bare_host
+    assert host.exec(["sh", "-c", "command -v nginx || command -v docker"], check=False).returncode != 0
+    stage_images(host, testbed_images)  # the PostgreSQL image, for the Docker the spec installs
     repo = tmp_path / "repo"
     spec = copy_spec(repo)
     hosts_file = spec / "hosts.yaml"

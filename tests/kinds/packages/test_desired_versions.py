@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reconciler_providers.packages.apt import parse_observation
+from reconciler_providers.packages.provider import FACTS, Package, PackagesProvider, package_state
+
 from reconciler.provider import HostContext
 from reconciler.sensitive import KNOWN_AFTER_APPLY
 from reconciler.transport import LocalTransport
-from reconciler_providers.packages.apt import parse_observation
-from reconciler_providers.packages.provider import FACTS, Package, PackagesProvider, package_state
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PROVIDER = PackagesProvider()
@@ -40,7 +41,8 @@ def test_a_name_apt_does_not_know_is_known_after_apply() -> None:
 def test_latest_trusts_the_candidate_only_from_lists_younger_than_lists_max_age() -> None:
     assert desired(name="curl", state="latest") == {"version": "7.88.1-10+deb12u15"}
     assert desired(2 * 86400, name="curl", state="latest") == {"version": KNOWN_AFTER_APPLY}
-    assert desired(2 * 3600, name="curl", state="latest", lists_max_age="1h") == {"version": KNOWN_AFTER_APPLY}
+    assert desired(2 * 3600, name="curl", state="latest", lists_max_age="1h") == {
+        "version": KNOWN_AFTER_APPLY}
 
 
 def test_a_pin_is_the_version_and_hold_is_managed_only_when_set() -> None:

@@ -9,8 +9,15 @@ from pathlib import Path
 import pytest
 
 from testbed.hosts import TestHost
-from tests.kinds.packages.support import HELLO, apply_ok, installed_version, reconcile, repository, served_repo
-from tests.kinds.packages.support import write_spec
+from tests.kinds.packages.support import (
+    HELLO,
+    apply_ok,
+    installed_version,
+    reconcile,
+    repository,
+    served_repo,
+    write_spec,
+)
 
 HOLD_LOCK = ("import fcntl, time; f = open('/var/lib/dpkg/lock-frontend', 'w'); "
              "fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(600)")

@@ -10,8 +10,15 @@ from pathlib import Path
 import pytest
 
 from testbed.hosts import TestHost
-from tests.kinds.packages.support import HELLO, changes, dpkg_snapshot, plan_json, repository, served_repo
-from tests.kinds.packages.support import write_spec
+from tests.kinds.packages.support import (
+    HELLO,
+    changes,
+    dpkg_snapshot,
+    plan_json,
+    repository,
+    served_repo,
+    write_spec,
+)
 
 
 @pytest.mark.timeout(600)

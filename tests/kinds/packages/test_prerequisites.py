@@ -35,7 +35,8 @@ def test_missing_prerequisite_is_a_plan_error_and_a_declared_one_goes_first(bare
     assert proc.returncode == 1
     assert host.exec(["test", "-e", "/var/lib/reconciler/inventory.json"], check=False).returncode != 0
 
-    write_spec(tmp_path / "spec", host, packages=[{"name": "nginx"}], nginx_sites=[SITE], files=[DEFAULT_SITE])
+    write_spec(tmp_path / "spec", host, packages=[{"name": "nginx"}], nginx_sites=[SITE],
+               files=[DEFAULT_SITE])
     code, plan = plan_json(spec)
     assert code == 2
     order = [(c["address"], c["action"], c["reason"]) for c in changes(plan)]

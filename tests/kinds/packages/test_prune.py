@@ -43,7 +43,7 @@ def test_only_owned_packages_marked_prune_are_removed(bare_host: TestHost, tmp_p
         assert host.exec(["cat", "/var/lib/reconciler/packages-prune.list"]).stdout.split() == [APP, KEPT]
 
         write_spec(tmp_path / "spec", host, apt_repositories=repos, packages=[])
-        code, plan = plan_json(spec)
+        _, plan = plan_json(spec)
         [host_plan] = plan["hosts"]
         assert [(c["address"], c["action"]) for c in changes(plan)] == [(f"packages:{APP}", "delete")]
         warnings = "\n".join(host_plan["warnings"])

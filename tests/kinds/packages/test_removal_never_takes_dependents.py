@@ -30,7 +30,8 @@ def dpkg_status(host: TestHost, name: str) -> str:
 @pytest.mark.timeout(900)
 def test_absent_refuses_to_take_a_dependent_along(bare_host: TestHost, tmp_path: Path) -> None:
     host = bare_host
-    with served_repo(host, tmp_path / "repo", {HELLO: "1.0", APP: "1.0"}, depends={APP: [HELLO]}) as (repo, url):
+    packages = {HELLO: "1.0", APP: "1.0"}
+    with served_repo(host, tmp_path / "repo", packages, depends={APP: [HELLO]}) as (repo, url):
         repos = [repository(url, repo.public_key)]
         spec = write_spec(tmp_path / "spec", host, apt_repositories=repos, packages=[{"name": APP}])
         apply_ok(spec)
@@ -40,8 +41,8 @@ def test_absent_refuses_to_take_a_dependent_along(bare_host: TestHost, tmp_path:
             {"name": APP}, {"name": HELLO, "state": "absent"}])
         proc = reconcile("apply", str(spec))
         assert proc.returncode == 1
-        assert f"apt would also remove {APP} on host web, which the spec does not ask to remove" in proc.stdout, \
-            proc.stdout
+        expected = f"apt would also remove {APP} on host web, which the spec does not ask to remove"
+        assert expected in proc.stdout, proc.stdout
         assert "nothing was changed" in proc.stdout
         assert installed_version(host, HELLO) == "1.0" and installed_version(host, APP) == "1.0"
 

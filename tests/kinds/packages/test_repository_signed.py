@@ -28,7 +28,7 @@ def test_a_signed_repository_is_added_and_a_package_installed_from_it(bare_host:
         spec = write_spec(tmp_path / "spec", host,
                           apt_repositories=[repository(url, repo.public_key)],
                           packages=[{"name": HELLO}])
-        code, plan = plan_json(spec)
+        code, _ = plan_json(spec)
         assert code == 2
         assert installed_version(host, HELLO) is None
         apply_ok(spec)

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from testbed.hosts import TestHost
-from tests.kinds.packages.support import HELLO, installed_version, reconcile, repository, served_repo, write_spec
+from tests.kinds.packages.support import (
+    HELLO,
+    installed_version,
+    reconcile,
+    repository,
+    served_repo,
+    write_spec,
+)
 
 
 @pytest.mark.timeout(600)
