@@ -284,13 +284,16 @@ class HostSession:
 
     def _plan_rechecks(self, entries: list[ResourceEntry]) -> None:
         """A resource without a change of its own, whose ``depends_on`` or prerequisite is
-        created in this run, is checked again at its turn in apply: creating that can
-        change it (installing nginx enables Debian's default site, which the spec may
-        say must be absent). The plan shows it as triggered, "checked again after ...";
-        apply observes it again and changes it only if it then differs."""
+        a prerequisite-kind object (one some kind names in ``prerequisites``: a package)
+        created in this run, is checked again at its turn in apply: installing software
+        can change other things (installing nginx enables Debian's default site, which
+        the spec may say must be absent). The plan shows it as triggered, "checked again
+        after ..."; apply observes it again and changes it only if it then differs."""
         planned = {p.item.change.address for p in self.planned}
+        foundations = {a.partition(":")[0] for e in entries for c in self._prerequisites(e) for a in c}
         created = {p.item.change.address for p in self.planned
-                   if p.item.change.action in (Action.CREATE, Action.REPLACE)}
+                   if p.item.change.action in (Action.CREATE, Action.REPLACE)
+                   and p.item.change.kind in foundations}
         if not created:
             return
         for e in entries:
@@ -481,9 +484,8 @@ class HostSession:
                 continue
             desired = provider.desired(p.item.resource, self.ctx)
             change = self._change_for(p.entry, provider, desired, p.item.actual)
-            if change is None:
-                settled.append((p, ChangeOutcome(p.item.change, Status.APPLIED,
-                                                 "checked again: already as the spec says")))
+            if change is None:  # already as the spec says: nothing to do
+                settled.append((p, ChangeOutcome(p.item.change, Status.APPLIED)))
                 continue
             p.item = ApplyItem(change, p.item.resource, desired, p.item.actual)
             p.recheck = False
