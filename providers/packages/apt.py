@@ -42,8 +42,12 @@ APT_ENV = ("export DEBIAN_FRONTEND=noninteractive LC_ALL=C APT_LISTCHANGES_FRONT
            "UCF_FORCE_CONFFOLD=1 NEEDRESTART_SUSPEND=1")
 DPKG_OPTIONS = ("-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold")
 
+# $1: how many of the names that follow need only dpkg's answer (owned packages that
+# left the spec, other kinds' prerequisites): apt-cache policy, the slower half, is
+# asked only about the rest (the spec's own packages).
 OBSERVE = f"""
 export LC_ALL=C
+only=$1; shift
 echo "@arch $(dpkg --print-architecture)"
 echo "@now $(date +%s)"
 for f in {UPDATE_STAMP} {PERIODIC_STAMP}; do
@@ -54,6 +58,7 @@ echo "@dpkg"
 fmt='${{Package}}\\t${{Architecture}}\\t${{Version}}\\t${{db:Status-Want}}\\t${{db:Status-Status}}\\n'
 [ "$#" -gt 0 ] && dpkg-query -W -f="$fmt" -- "$@" 2>/dev/null
 echo "@policy"
+shift "$only"
 [ "$#" -gt 0 ] && apt-cache policy -- "$@" 2>/dev/null
 exit 0
 """
@@ -145,7 +150,8 @@ class AptFacts:
 
     def merge(self, newer: AptFacts, asked: Sequence[str]) -> None:
         """Take ``newer``'s answers for the names in ``asked`` (a partial re-observe); a
-        name it has no answer for is now unknown (dpkg and apt print nothing for it)."""
+        name it has no answer for is now unknown (dpkg and apt print nothing for it;
+        apt was not asked about names that needed dpkg's answer only)."""
         self.arch, self.now, self.updated = newer.arch or self.arch, newer.now, newer.updated
         for pkg_id in asked:
             name = pkg_id.partition(":")[0]

@@ -32,7 +32,7 @@ released with a warning (``release_reason``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.errors import ApplyError, CommandFailed
@@ -77,9 +77,12 @@ def _facts(ctx: HostContext) -> AptFacts:
     return facts
 
 
-def observe_packages(ctx: HostContext, ids: Sequence[str]) -> AptFacts:
-    """Run ``OBSERVE`` for ``ids`` and merge the answers into the run's facts."""
-    result = ctx.transport.run_script(OBSERVE, list(ids), timeout=120)
+def observe_packages(ctx: HostContext, ids: Sequence[str], with_candidates: Collection[str]) -> AptFacts:
+    """Run ``OBSERVE`` for ``ids`` (``apt-cache policy`` too for those in
+    ``with_candidates``) and merge the answers into the run's facts."""
+    dpkg_only = [i for i in ids if i not in with_candidates]
+    both = [i for i in ids if i in with_candidates]
+    result = ctx.transport.run_script(OBSERVE, [str(len(dpkg_only)), *dpkg_only, *both], timeout=120)
     fresh = parse_observation(result.out)
     facts = _facts(ctx)
     facts.merge(fresh, ids)
@@ -135,7 +138,7 @@ class PackagesProvider(Provider[Package]):
     # --------------------------------------------------------------------- reading
     def observe(self, ctx: HostContext, ids: Sequence[str],
                 resources: Mapping[str, Package]) -> dict[str, State | None]:
-        facts = observe_packages(ctx, ids)
+        facts = observe_packages(ctx, ids, with_candidates=resources.keys())
         return {pkg_id: package_state(facts, pkg_id, resources.get(pkg_id)) for pkg_id in ids}
 
     def desired(self, resource: Package, ctx: HostContext) -> State | None:
@@ -169,12 +172,13 @@ class PackagesProvider(Provider[Package]):
         removals = [i for i in items if i.desired is None and (i.actual or {}).get("version") is not None]
         purges = [i for i in items if isinstance(i.resource, Package) and i.resource.purge]
 
+        names = {i.change.id for i in installs}
         if any(self._candidate(facts, i) is None for i in installs):
             # Unknown at plan time: a repository added earlier in this run may offer it now.
-            facts = observe_packages(ctx, [i.change.id for i in installs])
+            facts = observe_packages(ctx, [i.change.id for i in installs], with_candidates=names)
         if installs and self._lists_stale(facts, installs):
             self._update(ctx, lock_timeout)
-            facts = observe_packages(ctx, [i.change.id for i in installs])
+            facts = observe_packages(ctx, [i.change.id for i in installs], with_candidates=names)
             refreshed = f" on host {ctx.name} (after apt-get update)"
         else:
             refreshed = f" on host {ctx.name}"
