@@ -7,6 +7,9 @@
     with host.ssh_client() as c: ...    # paramiko, key auth, strict host key checking
     host.remove()
 
+Each host gets the test bed's package cache as its apt proxy for Debian's mirror
+(``testbed/aptcache.py``; ``/etc/apt/apt.conf.d/00reconciler-testbed-proxy``).
+
 Every container carries the labels ``io.reconciler.testbed=1``,
 ``io.reconciler.testbed.session=<session id>`` and ``io.reconciler.testbed.pid=<pid>``;
 :func:`cleanup_session` (also registered with atexit, and run on SIGTERM/SIGHUP
