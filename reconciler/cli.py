@@ -2,45 +2,52 @@
 
 ``reconcile [PATH]`` applies; ``--dry-run`` turns any apply into a plan. Exit
 codes: 0 success with nothing left to do, 1 error, 2 changes pending (with
-``--detailed-exitcode``). Providers and the controller add subcommands through
-the ``reconciler.commands`` entry-point group.
+``--detailed-exitcode``), 130 interrupted. Providers and the controller add
+subcommands through the ``reconciler.commands`` entry-point group.
+
+On a terminal, ``apply`` shows the plan and asks for confirmation (``--yes`` /
+``--auto-approve`` skip it), draws live progress per host and prints one result
+list; off a terminal (pipes, CI, the controller) it never asks and draws nothing.
+
+Start-up matters (``reconcile --version`` answers in well under 0.1 s): this module
+imports only the standard library at load time; the engine, the spec loader,
+rich and the plugins' subcommands are imported by the commands that use them.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import os
+import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import structlog
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
-from reconciler.commands import (
-    EXIT_CHANGES,
-    EXIT_ERROR,
-    EXIT_OK,
-    SPEC_HELP,
-    add_log_options,
-    load_spec_or_report,
-)
-from reconciler.engine import Engine, RunOptions
-from reconciler.errors import ReconcilerError, StalePlan
-from reconciler.logs import configure
-from reconciler.plan import FORMAT_VERSION, Change, Plan
-from reconciler.provider import ProviderLoadError
-from reconciler.render import render_plan, render_report
-from reconciler.report import ApplyReport, HostReport, Status
-from reconciler.spec import LoadedSpec, json_schema
+from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, SPEC_HELP, add_log_options
 
-log = structlog.get_logger("reconciler.cli")
+if TYPE_CHECKING:
+    from reconciler.plan import Plan
+    from reconciler.spec import LoadedSpec
 
 Handler = Callable[[argparse.Namespace], int]
 
+EXIT_INTERRUPTED = 130
+CORE_COMMANDS = ("validate", "plan", "apply", "schema", "completion")
+# Log events the text output already shows (each change, each host error, the end of
+# an apply): printed again as log lines they would say everything twice.
+SHOWN_EVENTS = frozenset({"change", "plan failed", "apply finished"})
+
+
+# ------------------------------------------------------------------------------------------
+# the parser
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", action="append", metavar="NAME",
@@ -52,58 +59,83 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
                         help="force replacement of a resource, e.g. secrets:db_password (repeatable)")
     parser.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
                         help="how long to wait for another run's host lock (default 60)")
-    parser.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    parser.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                        help="colour the output (default auto: on a terminal, unless NO_COLOR is set; "
+                             "FORCE_COLOR forces it)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
+    """The whole command line. ``plugins=False`` leaves out the subcommands of the
+    ``reconciler.commands`` entry points (loading them imports their modules), for
+    runs of a core command."""
     parser = argparse.ArgumentParser(
         prog="reconcile",
         description="Declarative host reconciler: converge Linux hosts to a YAML spec.\n\n"
                     "  reconcile [PATH]            apply the spec (same as `reconcile apply PATH`)\n"
                     "  reconcile --dry-run [PATH]  show the plan only (same as `reconcile plan PATH`)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Exit codes: 0 ok and nothing to do, 1 error, 2 changes pending (with --detailed-exitcode).")
+        epilog="Exit codes: 0 ok and nothing to do, 1 error, 2 changes pending (with --detailed-exitcode), "
+               "130 interrupted.")
     parser.add_argument("--version", action="version", version=f"reconcile {__version__}")
     add_log_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("validate", help="check a spec without touching any host")
+    p = sub.add_parser("validate", help="check a spec without touching any host",
+                       description="Load the spec and report every mistake as "
+                                   "file:line:column: field: reason.")
     p.add_argument("path", nargs="?", help=SPEC_HELP)
-    p.add_argument("--output", choices=["text", "json"], default="text")
+    p.add_argument("--output", choices=["text", "json"], default="text", help="output format")
     add_log_options(p)
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("plan", help="show what apply would change (touches nothing)")
+    p = sub.add_parser("plan", help="show what apply would change (touches nothing)",
+                       description="Observe every host and show what apply would change, field by field, "
+                                   "with texts (files, units, sites, scripts) as unified diffs.")
     p.add_argument("path", nargs="?", help=SPEC_HELP)
     p.add_argument("--out", metavar="FILE", help="save the plan; `reconcile apply FILE` applies exactly it")
     _run_options(p)
     add_log_options(p)
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("apply", help="converge the hosts to the spec (or to a saved plan)")
+    p = sub.add_parser("apply", help="converge the hosts to the spec (or to a saved plan)",
+                       description="Plan, then apply. On a terminal the plan is shown and you are asked to "
+                                   "confirm (unless --yes; the host locks are held while it asks); off a "
+                                   "terminal, with --output json or for a saved plan it applies without "
+                                   "asking. Ctrl-C stops after the change under way, reports what was and "
+                                   "was not applied, and releases the host locks (exit 130).")
     p.add_argument("path", nargs="?", help=SPEC_HELP + ", or a plan saved with `plan --out`")
     p.add_argument("--dry-run", action="store_true", help="plan only; change nothing")
+    p.add_argument("-y", "--yes", "--auto-approve", dest="yes", action="store_true",
+                   help="apply without asking, also on a terminal")
     _run_options(p)
     add_log_options(p)
     p.set_defaults(func=cmd_apply)
 
-    p = sub.add_parser("schema", help="print the spec's JSON Schema (for editors)")
+    p = sub.add_parser("schema", help="print the spec's JSON Schema (for editors)",
+                       description="The JSON Schema of a whole spec, or with --file of one file of a "
+                                   "directory spec (every top-level key optional). See docs/editors.md.")
+    p.add_argument("--file", action="store_true",
+                   help="the schema of one file of a directory spec: every top-level key optional")
     add_log_options(p)
     p.set_defaults(func=cmd_schema)
 
-    for ep in sorted(entry_points(group="reconciler.commands"), key=lambda e: e.name):
-        register = ep.load()
-        register(sub)
+    p = sub.add_parser("completion", help="print a shell completion script (bash, zsh or fish)",
+                       description="Print the completion script for a shell; for example "
+                                   "`reconcile completion bash > /etc/bash_completion.d/reconcile`.")
+    p.add_argument("shell", choices=["bash", "zsh", "fish"], help="the shell")
+    p.set_defaults(func=cmd_completion)
+
+    if plugins:
+        from importlib.metadata import entry_points
+
+        for ep in sorted(entry_points(group="reconciler.commands"), key=lambda e: e.name):
+            register = ep.load()
+            register(sub)
     return parser
 
 
 # ------------------------------------------------------------------------------------------
 # helpers
-
-def _color(args: argparse.Namespace, stream: Any = sys.stdout) -> bool:
-    mode = getattr(args, "color", "auto")
-    return mode == "always" or (mode == "auto" and stream.isatty())
-
 
 def spec_revision(path: str) -> str:
     """The git commit the spec comes from (12 hex digits, ``-dirty`` when the spec has
@@ -128,34 +160,29 @@ def spec_revision(path: str) -> str:
     return head.stdout.strip()[:12] + ("-dirty" if dirty else "")
 
 
-def _progress_printer(enabled: bool) -> Callable[[str, int, int, Change, Status | None], None] | None:
-    if not enabled:
-        return None
+def _load_spec(path: str | None, output: str = "text") -> LoadedSpec | None:
+    from reconciler.commands import load_spec_or_report
 
-    def show(host: str, done: int, total: int, change: Change, status: Status | None) -> None:
-        state = "…" if status is None else status.value
-        sys.stderr.write(f"\r\033[K[{done}/{total}] {host}: {change.action.symbol} {change.address} {state}")
-        if done == total and status is not None:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    return show
+    return load_spec_or_report(path, output)
 
 
-def _options(args: argparse.Namespace, revision: str) -> RunOptions:
-    return RunOptions(hosts=args.host, replace=frozenset(args.replace), revision=revision,
-                      lock_wait=args.lock_timeout, progress=_progress_printer(sys.stderr.isatty()))
+def _color(args: argparse.Namespace) -> bool:
+    from reconciler.terminal import use_color
+
+    return use_color(getattr(args, "color", "auto"), sys.stdout)
 
 
 def _emit_plan(plan: Plan, args: argparse.Namespace) -> None:
     if args.output == "json":
         print(json.dumps(plan.to_json(), indent=2))
     else:
+        from reconciler.render import render_plan
+
         print(render_plan(plan, color=_color(args)))
 
 
 def _plan_exit(plan: Plan, args: argparse.Namespace) -> int:
-    if plan.has_errors:
+    if plan.has_errors or plan.refused:
         return EXIT_ERROR
     if plan.has_changes and args.detailed_exitcode:
         return EXIT_CHANGES
@@ -166,7 +193,7 @@ def _plan_exit(plan: Plan, args: argparse.Namespace) -> int:
 # commands
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    spec = load_spec_or_report(args.path, args.output)
+    spec = _load_spec(args.path, args.output)
     if spec is None:
         return EXIT_ERROR
     if args.output == "json":
@@ -178,15 +205,33 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    print(json.dumps(json_schema(), indent=2))
+    from reconciler.schema import file_schema, spec_schema
+
+    print(json.dumps(file_schema() if args.file else spec_schema(), indent=2))
     return EXIT_OK
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    from reconciler.completion import completion_script
+
+    print(completion_script(build_parser(), args.shell))
+    return EXIT_OK
+
+
+def _run_options_for(args: argparse.Namespace, revision: str, **extra: Any) -> Any:
+    from reconciler.engine import RunOptions
+
+    return RunOptions(hosts=args.host, replace=frozenset(args.replace), revision=revision,
+                      lock_wait=args.lock_timeout, **extra)
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
-    spec = load_spec_or_report(args.path)
+    from reconciler.engine import Engine
+
+    spec = _load_spec(args.path)
     if spec is None:
         return EXIT_ERROR
-    with Engine(spec, _options(args, spec_revision(spec.path))) as engine:
+    with Engine(spec, _run_options_for(args, spec_revision(spec.path))) as engine:
         plan = engine.plan()
         _emit_plan(plan, args)
         if args.out:
@@ -208,6 +253,9 @@ def _read_saved_plan(path: str | None) -> dict[str, Any] | None:
 
 def _check_saved_spec(saved: dict[str, Any], spec: LoadedSpec) -> None:
     """Checks that need no host, done before any host is locked or contacted."""
+    from reconciler.errors import StalePlan
+    from reconciler.plan import FORMAT_VERSION
+
     if saved["format_version"] != FORMAT_VERSION:
         raise StalePlan(f"the saved plan has format {saved['format_version']}, this reconcile reads "
                         f"{FORMAT_VERSION}; make a new plan")
@@ -222,6 +270,8 @@ def _saved_replacements(saved: dict[str, Any]) -> list[str]:
 
 
 def _check_saved(saved: dict[str, Any], plan: Plan, spec: LoadedSpec) -> None:
+    from reconciler.errors import StalePlan
+
     _check_saved_spec(saved, spec)
     fresh = {h.host: h for h in plan.hosts}
     for host in saved["hosts"]:
@@ -234,14 +284,41 @@ def _check_saved(saved: dict[str, Any], plan: Plan, spec: LoadedSpec) -> None:
                             "run `reconcile plan` again")
 
 
+@contextmanager
+def _graceful_interrupt(stop: threading.Event) -> Iterator[None]:
+    """While applying, the first Ctrl-C (SIGINT) only sets ``stop``: the change under
+    way finishes and the rest are reported as not applied. A second one aborts at once
+    (KeyboardInterrupt; the host locks are still released on the way out)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nInterrupted: finishing the change under way, then stopping "
+              "(press Ctrl-C again to abort at once).", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
+    from reconciler.engine import Engine
+    from reconciler.errors import StalePlan
+    from reconciler.terminal import interactive
+
     saved = _read_saved_plan(args.path)
     spec_path = saved["spec_path"] if saved else args.path
     if saved and not args.host:
         args.host = [h["host"] for h in saved["hosts"]]
     if saved:
         args.replace = list(dict.fromkeys([*args.replace, *_saved_replacements(saved)]))
-    spec = load_spec_or_report(spec_path)
+    spec = _load_spec(spec_path)
     if spec is None:
         return EXIT_ERROR
     if saved:
@@ -250,7 +327,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
         except StalePlan as exc:
             print(f"error: refusing to apply {args.path}: {exc}", file=sys.stderr)
             return EXIT_ERROR
-    with Engine(spec, _options(args, spec_revision(spec.path))) as engine:
+    stop = threading.Event()
+    color = _color(args)
+    with Engine(spec, _run_options_for(args, spec_revision(spec.path), stop=stop)) as engine:
         plan = engine.plan(lock=not args.dry_run)
         if saved:
             try:
@@ -261,50 +340,160 @@ def cmd_apply(args: argparse.Namespace) -> int:
         if args.dry_run:
             _emit_plan(plan, args)
             return _plan_exit(plan, args)
-        if args.output == "text":
+        text = args.output == "text"
+        if text:
             _emit_plan(plan, args)
-        if not plan.has_changes:
-            # Nothing to apply; hosts whose planning failed still make the run fail.
-            report = ApplyReport([HostReport(h.host, error=h.error) for h in plan.hosts])
-        else:
-            if args.output == "text":
-                print()
+        if plan.has_changes and text and not args.yes and not saved and interactive():
+            from reconciler.terminal import confirm
+
+            hosts = sorted({c.host for c in plan.changes})
+            if not confirm(f"Do you want to apply these changes to {', '.join(hosts)}?"):
+                print("Apply cancelled; nothing was changed.")
+                return EXIT_ERROR
+        return _apply_and_report(engine, plan, args, stop, color)
+
+
+def _apply_and_report(engine: Any, plan: Plan, args: argparse.Namespace, stop: threading.Event,
+                      color: bool) -> int:
+    import structlog
+
+    from reconciler.report import ApplyReport, HostReport
+    from reconciler.terminal import maybe_progress, use_color
+
+    text = args.output == "text"
+    if not plan.has_changes:
+        # Nothing to apply; hosts whose planning failed still make the run fail.
+        report = ApplyReport([HostReport(h.host, error=h.error) for h in plan.hosts])
+    else:
+        totals = {h.host: len(h.changes) for h in plan.hosts}
+        live = text and sys.stderr.isatty()
+        with maybe_progress(totals, enabled=live, color=use_color(args.color, sys.stderr)) as progress, \
+                _graceful_interrupt(stop):
+            if progress is not None:
+                engine.options.progress = progress.update
             report = engine.apply()
-        if args.output == "json":
-            print(json.dumps({"plan": plan.to_json(), "apply": report.to_json()}, indent=2))
-        elif plan.has_changes or not report.ok:
-            print(render_report(report, color=_color(args)))
-        log.info("apply finished", ok=report.ok, revision=engine.options.revision or None,
-                 commands=engine.commands_run())
-        return EXIT_OK if report.ok else EXIT_ERROR
+    if args.output == "json":
+        print(json.dumps({"plan": plan.to_json(), "apply": report.to_json()}, indent=2))
+    elif plan.has_changes or not report.ok:
+        from reconciler.render import render_report
+
+        shown = {h.host: h.error for h in plan.hosts if h.error}  # the plan above printed these
+        print(render_report(report, color=color, shown_errors=shown))
+    structlog.get_logger("reconciler.cli").info(
+        "apply finished", ok=report.ok, revision=engine.options.revision or None,
+        commands=engine.commands_run())
+    if report.interrupted or stop.is_set():
+        return EXIT_INTERRUPTED
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+# ------------------------------------------------------------------------------------------
+# the command word
+
+class UnknownCommand(Exception):
+    pass
+
+
+def _value_options(parser: argparse.ArgumentParser) -> set[str]:
+    """Option strings (of the parser and its subcommands) that take a value."""
+    found: set[str] = set()
+    parsers = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            parsers.extend(action.choices.values())
+    for p in parsers:
+        for action in p._actions:
+            if action.option_strings and action.nargs != 0:
+                found.update(action.option_strings)
+    return found
+
+
+def _command_word(argv: Sequence[str], value_options: set[str]) -> int | None:
+    """Index of the first word that is not an option or an option's value."""
+    skip = False
+    for n, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if arg == "--":
+            return n + 1 if n + 1 < len(argv) else None
+        if arg.startswith("-"):
+            skip = "=" not in arg and arg in value_options
+            continue
+        return n
+    return None
+
+
+def normalise_argv(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``reconcile [opts] [PATH]`` means apply; ``reconcile --dry-run`` means plan.
+    A word that is neither a command nor an existing path is a mistyped command."""
+    if any(a in ("-h", "--help", "--version") for a in argv[:1]):
+        return argv
+    known = _subcommands(parser)
+    n = _command_word(argv, _value_options(parser))
+    if n is None:
+        return argv if any(a in ("-h", "--help") for a in argv) else ["apply", *argv]
+    word = argv[n]
+    if word in known:
+        return argv
+    if not os.path.exists(word):
+        close = difflib.get_close_matches(word, sorted(known), n=1, cutoff=0.6)
+        if close:
+            raise UnknownCommand(f"unknown command {word!r}; did you mean {close[0]!r}?")
+        if "/" not in word and "." not in word:
+            raise UnknownCommand(f"unknown command {word!r} (and no such spec path); commands: "
+                                 + ", ".join(sorted(known)))
+    return ["apply", *argv]
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
+def _needs_plugins(argv: Sequence[str]) -> bool:
+    """Whether the command line may name a plugin's subcommand (or asks for help,
+    which lists them): only then are the entry points loaded."""
+    core = build_parser(plugins=False)
+    n = _command_word(argv, _value_options(core))
+    if n is None:
+        return any(a in ("-h", "--help") for a in argv)
+    word = argv[n]
+    return word not in CORE_COMMANDS and not os.path.exists(word)
 
 
 # ------------------------------------------------------------------------------------------
 
-_COMMANDS = {"validate", "plan", "apply", "schema"}
-
-
-def _normalise_argv(argv: list[str], known: set[str]) -> list[str]:
-    """``reconcile [opts] [PATH]`` means apply; ``reconcile --dry-run`` means plan."""
-    for arg in argv:
-        if arg in ("-h", "--help", "--version"):
-            return argv
-        if not arg.startswith("-"):
-            return argv if arg in known else ["apply", *argv]
-    return ["apply", *argv]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["--version"]:
+        print(f"reconcile {__version__}")
+        return EXIT_OK
+    from reconciler.terminal import PipeGuard, import_structlog_without_rich
+
+    if not isinstance(sys.stdout, PipeGuard):
+        sys.stdout = PipeGuard(sys.stdout)
+    if not isinstance(sys.stderr, PipeGuard):
+        sys.stderr = PipeGuard(sys.stderr)
+    import_structlog_without_rich()
+    from reconciler.errors import ReconcilerError
+    from reconciler.logs import configure
+    from reconciler.provider import ProviderLoadError
+
     try:
-        parser = build_parser()
+        parser = build_parser(plugins=_needs_plugins(args_list))
+        args = parser.parse_args(normalise_argv(args_list, parser))
     except ProviderLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    sub_action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    args = parser.parse_args(_normalise_argv(args_list, set(sub_action.choices)))
+    except UnknownCommand as exc:
+        print(f"reconcile: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     verbose = getattr(args, "verbose", 0) - (1 if getattr(args, "quiet", False) else 0)
-    configure(fmt=getattr(args, "log_format", "auto"), verbose=verbose)
+    hidden = SHOWN_EVENTS if getattr(args, "output", "text") == "text" and verbose <= 0 else frozenset()
+    configure(fmt=getattr(args, "log_format", "auto"), verbose=verbose, hidden_events=hidden)
     handler: Handler | None = getattr(args, "func", None)
     if handler is None:
         parser.print_help()
@@ -315,8 +504,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("\ninterrupted; nothing more was started and the host locks were released", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

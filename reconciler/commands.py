@@ -15,7 +15,9 @@ What a handler may use, and nothing more from the command-line face:
 * ``connect(spec, host)`` — the transport (SSH or local) for one host of the spec, as a
   context manager that closes it.
 
-This module imports nothing from ``reconciler.cli``; the CLI builds on it.
+This module imports nothing from ``reconciler.cli``; the CLI builds on it. It is cheap
+to import (the spec loader and transports load when first used), so building the
+command line costs no start-up time.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from reconciler.diagnostics import Diagnostics
-from reconciler.provider import ProviderLoadError
-from reconciler.spec import ENV_SPEC, LoadedSpec, load_spec
-from reconciler.transport.base import Transport
+if TYPE_CHECKING:
+    from reconciler.diagnostics import Diagnostics
+    from reconciler.spec import LoadedSpec
+    from reconciler.transport.base import Transport
+
+ENV_SPEC = "RECONCILER_SPEC"  # the same as reconciler.spec.ENV_SPEC (a test keeps them equal)
 
 __all__ = [
     "EXIT_CHANGES", "EXIT_ERROR", "EXIT_OK", "SPEC_HELP", "add_log_options", "add_spec_argument",
@@ -69,6 +74,9 @@ def print_diagnostics(diags: Diagnostics) -> None:
 def load_spec_or_report(path: str | None, output: str = "text") -> LoadedSpec | None:
     """Load a spec; on errors print them (as JSON on stdout with ``output="json"``) and
     return ``None``. Warnings are printed and the spec is returned."""
+    from reconciler.provider import ProviderLoadError
+    from reconciler.spec import load_spec
+
     try:
         spec, diags = load_spec(path)
     except ProviderLoadError as exc:

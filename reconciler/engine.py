@@ -13,6 +13,7 @@ import hashlib
 import heapq
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -21,16 +22,18 @@ from typing import Any
 
 import structlog
 
+from reconciler.annotate import annotate
 from reconciler.errors import CommandFailed, LockBusy, ReconcilerError, TransportError
 from reconciler.interpolate import references, walk_strings
-from reconciler.inventory import Inventory
-from reconciler.plan import Action, Change, FieldChange, HostPlan, Plan, Reason
+from reconciler.inventory import LEGACY, Inventory
+from reconciler.plan import Action, Change, FieldChange, Handover, HostPlan, Plan, Reason
 from reconciler.provider import ApplyItem, HostContext, Provider, Resource, State
 from reconciler.report import ApplyReport, ChangeOutcome, HostReport, Status
 from reconciler.sensitive import REDACTOR, contains_sensitive, public
 from reconciler.spec import LoadedSpec, ResourceEntry
 from reconciler.transport import LocalTransport, Transport
 from reconciler.transport.base import HostLock
+from reconciler.transport.coalesce import run_coalesced
 
 log = structlog.get_logger("reconciler.engine")
 
@@ -47,6 +50,9 @@ class RunOptions:
     revision: str = ""
     lock_wait: float = 60.0
     progress: ProgressFn | None = None
+    stop: threading.Event | None = None
+    """Set (by a Ctrl-C) to stop an apply: the change under way finishes, the rest are
+    reported as interrupted, the inventory is written and the host lock released."""
 
 
 def make_transport(name: str, spec: LoadedSpec) -> Transport:
@@ -56,7 +62,22 @@ def make_transport(name: str, spec: LoadedSpec) -> Transport:
     from reconciler.transport.ssh import SSHTransport  # paramiko only when a host needs it
 
     return SSHTransport(name, host.connect, identity_file=host.identity_file,
-                        known_hosts=host.known_hosts, host_key=host.host_key)
+                        known_hosts=host.known_hosts, host_key=host.host_key,
+                        via=host.via, proxy_jump=host.proxy_jump, peers=spec.hosts, become=host.become,
+                        become_password_file=host.become_password_file)
+
+
+def transport_key(name: str, spec: LoadedSpec) -> str:
+    """Everything that decides how ``name`` is reached: its access settings and those of
+    the hosts it jumps through (``via``). A long-lived transport is replaced when this
+    changes."""
+    parts: list[str] = []
+    current: str | None = name
+    while current is not None and current in spec.hosts and len(parts) <= len(spec.hosts):
+        host = spec.hosts[current]
+        parts.append(host.model_dump_json(exclude={"vars"}))
+        current = host.via
+    return "\n".join(parts)
 
 
 def spec_hash(resource: Resource) -> str:
@@ -99,9 +120,19 @@ class HostSession:
     def providers(self) -> Mapping[str, Provider[Any]]:
         return self.spec.providers
 
+    def _entries(self) -> list[ResourceEntry]:
+        """The spec's resources on this host, less implied ones (``Provider.implied_by``)
+        that another stack owns: that stack already puts them in effect here."""
+        return [e for e in self.spec.entries_for(self.name)
+                if not e.implied or self.inventory.owner_of(e.address) in (None, LEGACY, self.spec.stack)]
+
     # ------------------------------------------------------------------ planning
     def observe(self) -> None:
-        self.inventory = Inventory.read(self.transport)
+        """The inventory and every kind's resources, read in parallel; their requests to
+        the host travel together (``run_coalesced``), so a host costs one round trip.
+        Owned objects that left the spec need the inventory first: a second round, only
+        when there are any. Implied resources another stack owns are observed with the
+        rest (reading is harmless) and dropped once the inventory says so."""
         entries = self.spec.entries_for(self.name)
         by_kind: dict[str, dict[str, Resource]] = {k: {} for k in self.providers}
         for e in entries:
@@ -118,31 +149,45 @@ class HostSession:
                     if address not in self.resources and kind in undeclared:
                         undeclared[kind].append(rid)
 
-        def observe_kind(kind: str) -> tuple[str, dict[str, State | None]]:
-            ids = list(dict.fromkeys([*by_kind[kind], *self.inventory.ids_of(kind), *undeclared[kind]]))
-            if not ids:
-                return kind, {}
+        def observe_kind(kind: str, ids: list[str]) -> dict[str, State | None]:
             started = time.monotonic()
             result = self.providers[kind].observe(self.ctx, ids, by_kind[kind])
             log.debug("observed", host=self.name, kind=kind, resources=len(ids),
                       seconds=round(time.monotonic() - started, 3))
-            return kind, result
+            return result
 
-        secret_kinds = [k for k, p in self.providers.items() if p.provides_secrets]
-        other_kinds = [k for k in self.providers if k not in secret_kinds]
-        # Secrets first: other kinds' desired state may embed their values.
-        with ThreadPoolExecutor(max_workers=4) as pool:  # sshd allows 10 sessions per connection
-            for kind, result in pool.map(observe_kind, secret_kinds):
-                self.observed[kind] = result
-                self.ctx.secrets.update(self.providers[kind].secret_values(result))
-            for kind, result in pool.map(observe_kind, other_kinds):
-                self.observed[kind] = result
+        def read_inventory() -> None:
+            self.inventory = Inventory.read(self.transport, self.spec.stack)
+
+        self.observed = {k: {} for k in self.providers}
+        first = {k: list(dict.fromkeys([*by_kind[k], *undeclared[k]])) for k in self.providers}
+
+        def observe_spec(kind: str) -> Callable[[], None]:
+            return lambda: self.observed[kind].update(observe_kind(kind, first[kind]))
+
+        run_coalesced(self.transport, [read_inventory, *(observe_spec(k) for k, ids in first.items() if ids)])
+        left = {k: [i for i in dict.fromkeys(self.inventory.ids_of(k)) if i not in first[k]]
+                for k in self.providers}
+
+        def observe_left(kind: str) -> Callable[[], None]:
+            return lambda: self.observed[kind].update(observe_kind(kind, left[kind]))
+
+        run_coalesced(self.transport, [observe_left(k) for k, ids in left.items() if ids])
+        kept = {e.address for e in self._entries()}
+        for e in entries:
+            if e.address not in kept:
+                self.resources.pop(e.address, None)
+                self.observed[e.kind].pop(e.id, None)
+        for kind, provider in self.providers.items():
+            if provider.provides_secrets:
+                self.ctx.secrets.update(provider.secret_values(self.observed[kind]))
         for value in self.ctx.secrets.values():
             REDACTOR.register(value)
 
     def compute_plan(self) -> HostPlan:
-        entries = self.spec.entries_for(self.name)
+        entries = self._entries()
         spec_addresses = {e.address for e in entries}
+        self._plan_ownership(spec_addresses)
         missing = self._missing_prerequisites(entries)
         if missing:
             # Nothing is applied on this host: the resources that need them would fail,
@@ -183,9 +228,42 @@ class HostSession:
         for kind, provider in self.providers.items():
             self.plan.unmanaged.extend(provider.unmanaged(self.ctx, self.observed.get(kind, {})))
         self.planned = self._order(self.planned)
+        annotate(self.ctx, self.providers, [p.item for p in self.planned])
         self.plan.changes = [p.item.change for p in self.planned]
         self.plan.observed_digest = self._observed_digest()
         return self.plan
+
+    def _plan_ownership(self, spec_addresses: set[str]) -> None:
+        """Objects of this spec that another stack owns are refused (ReconcilerError naming
+        both stacks) unless the spec adopts them; adopted ones, and 0.1 inventory objects,
+        change hands at apply (``plan.handovers``)."""
+        stack, inventory = self.spec.stack, self.inventory
+        taken: dict[str, list[str]] = {}
+        for address in sorted(spec_addresses):
+            owner = inventory.owner_of(address)
+            if owner is None or owner == stack:
+                continue
+            if owner == LEGACY:
+                self.plan.handovers.append(Handover(address, LEGACY, stack))
+            elif address in self.spec.adopt:
+                self.plan.handovers.append(Handover(address, owner, stack))
+            else:
+                taken.setdefault(owner, []).append(address)
+        if taken:
+            them = "it" if sum(len(a) for a in taken.values()) == 1 else "them"
+            owned = "; ".join(f"stack {stack} declares {', '.join(addresses)}, owned by stack {owner}"
+                              for owner, addresses in sorted(taken.items()))
+            raise ReconcilerError(f"{owned}; remove {them} from one of the specs, or list {them} under "
+                                  f"`adopt:` in stack {stack}'s spec to take {them} over")
+        leftover = sorted(a for a in inventory.unclaimed if a not in spec_addresses)
+        if inventory.legacy_present:
+            # The migration at apply keeps them, owned by no stack, for whoever declares them.
+            self.plan.handovers.extend(Handover(a, LEGACY, "") for a in leftover)
+        elif leftover:
+            self.plan.warnings.append(
+                f"{len(leftover)} object(s) of the 0.1 inventory are owned by no stack "
+                f"({', '.join(leftover)}); a stack that declares one takes it over, and none is ever "
+                "pruned meanwhile")
 
     def _change_for(self, e: ResourceEntry, provider: Provider[Any], desired: State | None,
                     actual: State | None) -> Change | None:
@@ -214,11 +292,18 @@ class HostSession:
         fields = provider.compare(desired, actual)
         if not fields:
             return None
-        reason = Reason.DRIFT if unchanged_spec() else Reason.SPEC_CHANGED
+        action = provider.action_for(fields)
+        if unchanged_spec():
+            reason = Reason.DRIFT
+        elif self.inventory.get(e.address) is not None:
+            reason = Reason.SPEC_CHANGED
+        else:
+            # Never applied: nothing changed the spec; it is new to this host.
+            reason = Reason.ABSENT if action is Action.CREATE else Reason.ADOPT
         if any(f.pending for f in fields) and self.options.replace & self._deps(e, self.resources[e.address]):
             # Not drift: it uses a value that --replace is about to regenerate.
             reason = Reason.REQUESTED
-        return Change(self.name, e.kind, e.id, provider.action_for(fields), tuple(fields), reason)
+        return Change(self.name, e.kind, e.id, action, tuple(fields), reason)
 
     def _plan_triggered(self, entries: list[ResourceEntry]) -> None:
         """An unchanged resource whose ``triggers`` include a planned change gets an update
@@ -366,21 +451,26 @@ class HostSession:
         return out + deletes
 
     def _observed_digest(self) -> str:
-        data = {kind: {rid: public(state) for rid, state in states.items()}
-                for kind, states in self.observed.items()}
+        data: dict[str, Any] = {kind: {rid: public(state) for rid, state in states.items()}
+                                for kind, states in self.observed.items()}
+        data[" ownership"] = self.inventory.digest()  # another stack's apply makes a saved plan stale
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------ applying
     def apply(self, report: HostReport) -> None:
+        self._hold_lock()
         total = len(self.planned)
         failed: set[str] = set()
         # Record creations before making them: if the run dies half-way, what it
         # made is still known as ours and can be pruned later.
+        for handover in self.plan.handovers:
+            if handover.to_stack:
+                self.inventory.take(handover.address)
         for p in self.planned:
             c = p.item.change
             if c.action is Action.CREATE:
                 self.inventory.record(c.kind, c.id, created=True)
-        if total:
+        if total or self.plan.handovers:
             self.inventory.write(self.transport)
 
         done = 0
@@ -391,7 +481,18 @@ class HostSession:
                 runnable: list[_Planned] = []
                 for p in group:
                     blocked = sorted(d for d in p.deps if d in failed)
-                    if blocked:
+                    if self._stopping():
+                        failed.add(p.item.change.address)
+                        done += 1
+                        report.outcomes.append(ChangeOutcome(p.item.change, Status.INTERRUPTED, INTERRUPTED))
+                        self._progress(done, total, p.item.change, Status.INTERRUPTED)
+                    elif p.item.change.refused:
+                        failed.add(p.item.change.address)
+                        done += 1
+                        report.outcomes.append(ChangeOutcome(p.item.change, Status.FAILED,
+                                                             p.item.change.refused))
+                        self._progress(done, total, p.item.change, Status.FAILED)
+                    elif blocked:
                         failed.add(p.item.change.address)
                         done += 1
                         report.outcomes.append(ChangeOutcome(
@@ -441,6 +542,17 @@ class HostSession:
                 self.inventory.write(self.transport)
             except ReconcilerError as exc:
                 report.error = f"could not write the inventory: {exc}"
+
+    def _hold_lock(self) -> None:
+        """The inventory (the owner index above all) is only written under the host lock.
+        A plan made without the lock is checked against who owns what now: another
+        stack's apply in between makes it stale."""
+        if self.lock is not None:
+            return
+        self.lock = self.transport.lock(self.options.lock_wait)
+        if Inventory.read(self.transport, self.spec.stack).digest() != self.inventory.digest():
+            raise ReconcilerError("who owns what on this host changed since the plan (another stack "
+                                  "applied in between); plan again")
 
     @staticmethod
     def _groups(planned: list[_Planned]) -> list[tuple[str, list[_Planned]]]:
@@ -509,6 +621,9 @@ class HostSession:
             return [ChangeOutcome(i.change, Status.FAILED, msg, transient=is_transient(exc)) for i in items]
         try:
             for n, item in enumerate(items):
+                if self._stopping():
+                    outcomes[n] = ChangeOutcome(item.change, Status.INTERRUPTED, INTERRUPTED)
+                    continue
                 starting(item.change)
                 started = time.monotonic()
                 try:
@@ -519,6 +634,7 @@ class HostSession:
                 else:
                     outcomes[n] = ChangeOutcome(item.change, Status.APPLIED, "", time.monotonic() - started)
         finally:
+            self._flush_writes(items, outcomes)
             try:
                 provider.finish(self.ctx, [i for n, i in enumerate(items) if outcomes.get(n) is not None
                                            and outcomes[n].status is Status.APPLIED])
@@ -529,6 +645,33 @@ class HostSession:
                         outcomes[n] = ChangeOutcome(o.change, Status.FAILED, msg, o.seconds, transient)
         self._verify(provider, items, outcomes)
         return [outcomes[n] for n in range(len(items))]
+
+    def _flush_writes(self, items: list[ApplyItem], outcomes: dict[int, ChangeOutcome]) -> None:
+        """Send the file work the applies queued (``ctx.writes``) as one request; a queued
+        item that failed fails its own change."""
+        writes = self.ctx.writes
+        if not writes:
+            return
+        queued = writes.addresses
+        started = time.monotonic()
+        try:
+            failed = writes.flush(self.transport)
+        except Exception as exc:
+            msg, transient = _explain(exc), is_transient(exc)
+            failed = {a: msg for a in queued}
+        else:
+            transient = False
+        seconds = time.monotonic() - started
+        for n, item in enumerate(items):
+            outcome = outcomes.get(n)
+            if outcome is None or outcome.status is not Status.APPLIED or item.change.address not in queued:
+                continue
+            error = failed.get(item.change.address)
+            if error is None:
+                outcomes[n] = ChangeOutcome(item.change, Status.APPLIED, "", outcome.seconds + seconds)
+            else:
+                outcomes[n] = ChangeOutcome(item.change, Status.FAILED, REDACTOR.scrub(error),
+                                            outcome.seconds + seconds, transient)
 
     def _verify(self, provider: Provider[Any], items: list[ApplyItem],
                 outcomes: dict[int, ChangeOutcome]) -> None:
@@ -589,7 +732,7 @@ class HostSession:
         """Every spec resource that is now as the spec says is recorded, adopted or not,
         and owned objects already gone from the host are forgotten."""
         planned = {p.item.change.address for p in self.planned}
-        for e in self.spec.entries_for(self.name):
+        for e in self._entries():
             if e.address in failed:
                 continue
             if self.observed.get(e.kind, {}).get(e.id) is None and e.address not in planned:
@@ -599,7 +742,7 @@ class HostSession:
             self.inventory.record(e.kind, e.id, created=None if existing else False, spec_hash=spec_hash(res),
                                   revision=self.options.revision if existing is None or
                                   existing.spec_hash != spec_hash(res) else None)
-        spec_addresses = {e.address for e in self.spec.entries_for(self.name)}
+        spec_addresses = {e.address for e in self._entries()}
         for obj in list(self.inventory.objects.values()):
             if obj.address in spec_addresses or obj.address in failed:
                 continue
@@ -608,9 +751,15 @@ class HostSession:
                     or self.providers[obj.kind].release_reason(obj.id, actual) is not None):
                 self.inventory.forget(obj.address)
 
+    def _stopping(self) -> bool:
+        return self.options.stop is not None and self.options.stop.is_set()
+
     def _progress(self, done: int, total: int, change: Change, status: Status | None) -> None:
         if self.options.progress is not None:
             self.options.progress(self.name, done, total, change, status)
+
+
+INTERRUPTED = "not started: the run was interrupted"
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -669,7 +818,7 @@ class Engine:
         self._check_replace()
         # Absolute, so `reconcile apply PLAN` finds the spec from any directory.
         plan = Plan(os.path.abspath(self.spec.path), self.spec.digest, self.options.revision,
-                    diagnostics=list(self.spec.warnings))
+                    diagnostics=list(self.spec.warnings), stack=self.spec.stack)
 
         def plan_host(name: str) -> HostPlan:
             session = HostSession(name, self.spec, self.transport(name), self.options)

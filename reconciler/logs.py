@@ -34,14 +34,28 @@ class _CurrentStderr:
             sys.stderr.flush()
 
 
-def configure(*, fmt: str = "auto", verbose: int = 0) -> None:
-    """``fmt`` is ``console``, ``json`` or ``auto`` (console on a TTY, JSON otherwise)."""
+def _dropper(events: frozenset[str]) -> Any:
+    def drop(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+        if event.get("event") in events:
+            raise structlog.DropEvent
+        return event
+    return drop
+
+
+def configure(*, fmt: str = "auto", verbose: int = 0, hidden_events: frozenset[str] = frozenset()) -> None:
+    """``fmt`` is ``console``, ``json`` or ``auto`` (console on a TTY, JSON otherwise).
+    ``hidden_events``: event names not logged at all, because the command's own output
+    already says the same (the CLI's text output shows every change and host error).
+    Console colours follow ``NO_COLOR`` / ``FORCE_COLOR`` like the rest of the output."""
+    from reconciler.terminal import use_color
+
     level = logging.DEBUG if verbose > 0 else logging.WARNING if verbose < 0 else logging.INFO
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(
-        colors=sys.stderr.isatty())
+        colors=use_color("auto", sys.stderr))
     structlog.configure(
         processors=[
+            _dropper(hidden_events),
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -3,21 +3,35 @@
 A provider MUST define ``kind``, ``model``, ``resource_id``, ``desired``,
 ``observe`` and ``apply``; it MAY override ``validate``, ``requires``,
 ``prerequisites``, ``compare``, ``action_for``, ``begin``, ``finish``,
-``unmanaged``, ``secret_values`` and ``release_reason``. Providers return data
-and raise ``ApplyError`` / ``CommandFailed``; they never print.
+``unmanaged``, ``secret_values``, ``release_reason`` and ``refusal``, and declare
+``text_fields`` (with ``desired_text`` and ``text_path``) and ``internal_fields``
+so plans show texts as diffs and bookkeeping fields in words. Providers return
+data and raise ``ApplyError`` / ``CommandFailed``; they never print.
 
 The engine calls, per host:
-1. ``observe(ctx, ids)`` once, for every id in the spec, every owned id that left
-   the spec (prune candidates) and every id other kinds name as a prerequisite
-   that the spec does not declare for this host. One remote command, not one per
-   resource.
+1. ``observe(ctx, ids)`` for every id in the spec and every id other kinds name as
+   a prerequisite that the spec does not declare for this host, and once more for
+   the owned ids that left the spec (prune candidates), when there are any. One
+   request, not one per resource.
 2. ``desired(resource, ctx)`` for each resource, then ``compare`` and ``action_for``.
    Plan and apply both go through these same calls, so a dry-run cannot drift
    from a real run. A prerequisite that is neither declared nor observed is a
-   plan error for the host (nothing is applied there).
-3. During apply, per run of consecutive changes of this kind: ``begin``, then
-   ``apply`` for each change, then ``finish``; then ``observe`` again for the
-   applied ids; a resource that still differs is a failure.
+   plan error for the host (nothing is applied there). Then, for the changes
+   only: ``refusal`` for each, and, for changed ``text_fields``, ``desired_text``
+   and ``text_path`` (the engine reads the current texts of all of them with one
+   capped remote command).
+3. During apply, per run of consecutive changes of this kind: ``observe`` again
+   first when a prerequisite of them was applied earlier in the run (their plan-time
+   state predates the tool; so ``observe`` must not fail on a host without it), then
+   ``begin``, then
+   ``apply`` for each change, then the file work the applies queued in
+   ``ctx.writes`` is sent as one request (a queued item that fails fails its own
+   change only), then ``finish``; then ``observe`` again for the applied ids; a
+   resource that still differs is a failure.
+
+``observe`` calls of all kinds run in parallel threads and their requests to the
+host are merged into batches (``reconciler.transport.coalesce``), so a provider
+just calls its transport; it should make few calls in a row (each is a round).
 """
 
 from __future__ import annotations
@@ -36,6 +50,7 @@ from reconciler.interpolate import reveal
 from reconciler.plan import Action, Change, FieldChange
 from reconciler.sensitive import KnownAfterApply, Sensitive
 from reconciler.transport.base import Transport
+from reconciler.writebatch import WriteBatch
 
 State = dict[str, Any]
 """A resource's state as plain data: what the spec wants, or what the host has."""
@@ -91,6 +106,9 @@ class HostContext:
     applied: set[str] = field(default_factory=set)
     # Free-form per-run scratch space for providers (e.g. "a daemon-reload is due").
     scratch: dict[str, Any] = field(default_factory=dict)
+    # File work queued by ``apply`` and sent by the engine as one request after the
+    # run's last ``apply``, before ``finish`` (see reconciler.writebatch).
+    writes: WriteBatch = field(default_factory=WriteBatch)
 
     def reveal(self, text: str) -> str | Sensitive | KnownAfterApply:
         """Resolve ``${secret:NAME}`` in text; see interpolate.reveal."""
@@ -115,6 +133,10 @@ class Provider(Generic[R]):
     """Default apply position; lower runs earlier. Deletes run in reverse order."""
     singleton: ClassVar[bool] = False
     """True when the spec holds one object (not a list) of this kind, e.g. a firewall."""
+    implied_by: ClassVar[tuple[str, ...]] = ()
+    """For a singleton kind: kinds whose resources put it in effect, with its defaults,
+    on their hosts when the spec does not declare it (host-wide settings that every
+    resource of those kinds relies on, e.g. nginx's TLS defaults for nginx_sites)."""
     provides_secrets: ClassVar[bool] = False
     prunable: ClassVar[bool] = True
     """False for kinds whose objects are too precious to delete when they leave the spec
@@ -122,6 +144,15 @@ class Provider(Generic[R]):
     replace_fields: ClassVar[frozenset[str]] = frozenset()
     """Fields whose change forces delete-then-create; ``{"*"}`` means every field."""
     description: ClassVar[str] = ""
+    text_fields: ClassVar[frozenset[str]] = frozenset()
+    """Fields whose value is the digest (``sha256:...``) of a text the provider writes: a
+    file's content, a unit, a site, a script. A change to one is shown as a unified diff
+    of the text (see ``desired_text`` and ``text_path``); nothing is read from the host
+    unless the field changed."""
+    internal_fields: ClassVar[Mapping[str, str]] = {}
+    """Bookkeeping fields of the state that the user does not write (a pending
+    daemon-reload), mapped to what a change of one means in the user's words;
+    ``{old}`` stands for the observed value. Plans show the words, not the field."""
 
     # --- identity and offline validation -------------------------------------------
     def resource_id(self, resource: R) -> str:
@@ -189,6 +220,18 @@ class Provider(Generic[R]):
         """For providers with ``provides_secrets``: secret name -> value, from observed state."""
         return {}
 
+    def desired_text(self, resource: R, field_name: str, ctx: HostContext) -> str | None:
+        """The text whose digest ``desired()[field_name]`` is, for a field in ``text_fields``,
+        with ``${secret:NAME}`` references left in place: the engine resolves them to
+        compare lines and shows ``(sensitive)`` in their place. None: no text to show."""
+        return None
+
+    def text_path(self, rid: str, field_name: str, actual: State) -> str | None:
+        """The host file that holds the observed text of ``field_name`` (None: none to show).
+        The engine reads at most ``textdiff.READ_CAP`` bytes of it, only when the field
+        changed, and never through a symlink."""
+        return None
+
     # --- comparing --------------------------------------------------------------------
     def compare(self, desired: State, actual: State) -> list[FieldChange]:
         return diff_states(desired, actual)
@@ -200,6 +243,12 @@ class Provider(Generic[R]):
             if f.path.split(".", 1)[0].split("[", 1)[0] in self.replace_fields:
                 return Action.REPLACE
         return Action.UPDATE
+
+    def refusal(self, item: ApplyItem) -> str | None:
+        """Why ``apply`` would refuse this planned change whatever happens, judged from
+        the desired and observed state alone (a directory on the host where the spec
+        wants a file). The plan shows it as refused and apply fails it without trying."""
+        return None
 
     # --- changing ---------------------------------------------------------------------
     def begin(self, ctx: HostContext, items: Sequence[ApplyItem]) -> None:

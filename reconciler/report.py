@@ -13,7 +13,8 @@ from reconciler.sensitive import public
 class Status(StrEnum):
     APPLIED = "applied"
     FAILED = "failed"
-    SKIPPED = "skipped"
+    SKIPPED = "skipped"          # a change it depends on failed
+    INTERRUPTED = "interrupted"  # not started: the run was interrupted (Ctrl-C) before it
 
 
 @dataclass
@@ -58,5 +59,10 @@ class ApplyReport:
     def ok(self) -> bool:
         return all(h.ok for h in self.hosts)
 
+    @property
+    def interrupted(self) -> bool:
+        """The run was stopped (Ctrl-C) before every change was tried."""
+        return any(o.status is Status.INTERRUPTED for h in self.hosts for o in h.outcomes)
+
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "hosts": [h.to_json() for h in self.hosts]}
+        return {"ok": self.ok, "interrupted": self.interrupted, "hosts": [h.to_json() for h in self.hosts]}

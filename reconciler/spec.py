@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from reconciler.diagnostics import Diagnostic, Diagnostics, SourcePos, format_path
 from reconciler.interpolate import NAME, references, substitute_vars, walk_strings
 from reconciler.provider import Provider, Resource, load_providers
+from reconciler.transport.sshconfig import SSHSettingsError, jump_list, parse_jump
 from reconciler.yamlpos import Path as YPath
 from reconciler.yamlpos import load_yaml
 
@@ -37,7 +38,7 @@ class HostSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     connect: str = Field(description='"local", or "ssh://user@host:port".')
-    vars: dict[str, VarValue] = Field(default_factory=dict)
+    vars: dict[str, VarValue] = Field(default_factory=dict, description="Variables for ${NAME} on this host.")
     identity_file: str | None = Field(
         default=None, description="Private key for SSH (default: agent and ~/.ssh).")
     known_hosts: str | None = Field(
@@ -45,6 +46,40 @@ class HostSpec(BaseModel):
     host_key: Literal["check", "accept-new"] = Field(
         default="check",
         description="accept-new records an unknown host's key; a changed key is always refused.")
+    via: str | None = Field(
+        default=None, description="Another host of this spec to reach this one through (a bastion), "
+                                  "connected and checked with that host's own settings.")
+    proxy_jump: str | list[str] | None = Field(
+        default=None, description="Jump host(s), ssh://user@host:port or user@host:port; a list (or "
+                                  "commas) is a chain, outermost first. Checked with this host's "
+                                  "known_hosts and host_key.")
+    become: Literal["sudo"] | None = Field(
+        default=None, description="sudo: log in as the connect user and become root with sudo "
+                                  "(needed when root cannot log in over SSH).")
+    become_password_file: str | None = Field(
+        default=None, description="File on this machine holding the sudo password (readable by its "
+                                  "owner only); without it sudo must allow NOPASSWD.")
+
+    @field_validator("become_password_file")
+    @classmethod
+    def _password_file_private(cls, value: str | None) -> str | None:
+        """The password file must exist and be readable by its owner only (root or the
+        user running reconcile): a group- or world-readable password is a leaked one."""
+        if value is None:
+            return value
+        path = Path(value).expanduser()
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror or exc}") from None
+        if not path.is_file():
+            raise ValueError(f"{value} is not a regular file")
+        if st.st_mode & 0o077:
+            raise ValueError(f"{value} is readable or writable by group or others (mode "
+                             f"{st.st_mode & 0o777:04o}); chmod 600 it")
+        if st.st_uid not in (0, os.getuid()):
+            raise ValueError(f"{value} must be owned by root or by the user running reconcile")
+        return value
 
     @field_validator("connect")
     @classmethod
@@ -54,6 +89,63 @@ class HostSpec(BaseModel):
         if not re.fullmatch(r"ssh://([^@/\s]+@)?[^:/\s]+(:\d{1,5})?/?", value):
             raise ValueError('expected "local" or "ssh://user@host[:port]"')
         return value
+
+    @field_validator("proxy_jump")
+    @classmethod
+    def _jump_form(cls, value: str | list[str] | None) -> str | list[str] | None:
+        hops = jump_list(value)
+        if value is not None and not hops:
+            raise ValueError("expected ssh://user@host[:port] (or a list of them)")
+        for hop in hops:
+            try:
+                parse_jump(hop)
+            except SSHSettingsError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
+def _check_host_access(spec: LoadedSpec, diags: Diagnostics) -> None:
+    """How hosts are reached: ``via`` names another SSH host and does not loop, at most
+    one of ``via`` / ``proxy_jump``, and the spec's identity files exist and are readable
+    here (a missing key would otherwise surface only as a failed login)."""
+    names = ", ".join(sorted(spec.hosts))
+    for name, host in spec.hosts.items():
+        def at(key: str, _name: str = name) -> tuple[str, SourcePos | None]:
+            return f"hosts.{_name}.{key}", _lookup_pos(spec.positions, ("hosts", _name, key),
+                                                       SourcePos(spec.path, 1, 1))
+
+        if host.connect == "local" and (host.via or host.proxy_jump):
+            fp, pos = at("via" if host.via else "proxy_jump")
+            diags.error("a local host is not reached over SSH, so it has no jump host",
+                        field_path=fp, pos=pos)
+        if host.via and host.proxy_jump:
+            fp, pos = at("proxy_jump")
+            diags.error("give either via or proxy_jump, not both", field_path=fp, pos=pos)
+        if host.via:
+            fp, pos = at("via")
+            trail = [name]
+            current: HostSpec | None = host
+            while current is not None and current.via:
+                if current.via not in spec.hosts:
+                    diags.error(f"unknown host {current.via!r}; hosts are {names}", field_path=fp, pos=pos)
+                    break
+                if current.via in trail:
+                    diags.error(f"via loops: {' -> '.join([*trail, current.via])}", field_path=fp, pos=pos)
+                    break
+                trail.append(current.via)
+                current = spec.hosts[current.via]
+                if current.connect == "local":
+                    diags.error(f"{trail[-1]!r} is a local host; a jump host must be reached over SSH",
+                                field_path=fp, pos=pos)
+                    break
+        if host.identity_file:
+            path = Path(os.path.expanduser(host.identity_file))
+            problem = ("does not exist" if not path.exists() else "is not a file" if not path.is_file()
+                       else "is not readable by this user" if not os.access(path, os.R_OK) else "")
+            if problem:
+                fp, pos = at("identity_file")
+                diags.error(f"identity file {host.identity_file} {problem}", field_path=fp, pos=pos,
+                            hint="the private key reconciler logs in with, on this machine")
 
 
 @dataclass(frozen=True)
@@ -67,6 +159,8 @@ class ResourceEntry:
     pos: SourcePos | None
     # Position in the list of the file that declares it: what a user counts in that file.
     file_index: int | None = None
+    # Not declared: in effect through Provider.implied_by. Another stack may own it.
+    implied: bool = False
 
     @property
     def address(self) -> str:
@@ -90,6 +184,10 @@ class LoadedSpec:
     positions: dict[YPath, SourcePos] = field(default_factory=dict)
     # Warnings found while loading (errors stop the load); plans carry them in their JSON.
     warnings: list[Diagnostic] = field(default_factory=list)
+    # The stack this spec is on its hosts (``stack:``, default: see default_stack_name),
+    # and the addresses it takes over from other stacks (``adopt:``).
+    stack: str = "default"
+    adopt: frozenset[str] = frozenset()
 
     def host_vars(self, host: str) -> dict[str, str]:
         merged = {"host": host, **self.vars}
@@ -130,6 +228,11 @@ def spec_model(providers: Mapping[str, Provider[Any]]) -> type[BaseModel]:
     fields: dict[str, Any] = {
         "hosts": (dict[str, HostSpec], Field(description="Host name -> how to reach it.")),
         "vars": (dict[str, VarValue], Field(default_factory=dict, description="Variables for every host.")),
+        "stack": (str | None, Field(default=None, description=(
+            "This spec's stack name: several specs can manage one host, each owning its own objects. "
+            "Default: the spec directory's name (a single-file spec: the file name without .yaml)."))),
+        "adopt": (list[str], Field(default_factory=list, description=(
+            "Addresses (kind:id) this stack takes over from the stack that owns them on a host."))),
     }
     for kind, provider in providers.items():
         if provider.singleton:
@@ -330,9 +433,12 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
 # ---------------------------------------------------------------------------------------
 # The entry point
 
-def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | None = None) -> tuple[
-        LoadedSpec | None, Diagnostics]:
-    """Read, merge and validate a spec. Returns (spec, diagnostics); spec is None on errors."""
+def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | None = None, *,
+              default_stack: str | None = None) -> tuple[LoadedSpec | None, Diagnostics]:
+    """Read, merge and validate a spec. Returns (spec, diagnostics); spec is None on errors.
+    ``default_stack``: the stack name when the spec sets none (default: from its path,
+    see default_stack_name; the controller passes one that does not change with the
+    revision's checkout directory)."""
     providers = dict(providers or load_providers())
     diags = Diagnostics()
     root = Path(resolve_spec_path(path))
@@ -374,10 +480,13 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
     frame_input = {k: v for k, v in merged.items() if k not in providers}
     hosts: dict[str, HostSpec] = {}
     global_vars: dict[str, str] = {}
+    stack: str | None = None
+    adopt: list[str] = []
     try:
         validated = frame.model_validate(frame_input)
         hosts = validated.hosts  # type: ignore[attr-defined]
         global_vars = {k: _var_text(v) for k, v in validated.vars.items()}  # type: ignore[attr-defined]
+        stack, adopt = validated.stack, list(validated.adopt)  # type: ignore[attr-defined]
     except ValidationError as exc:
         for err in exc.errors():
             loc = _clean_loc(err["loc"])
@@ -433,12 +542,78 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
             entries.append(ResourceEntry(kind, provider.resource_id(res), index, res, pos,
                                          file_index.get((kind, index))))
 
+    entries += _implied_entries(providers, entries)
     spec = LoadedSpec(str(root), digest.hexdigest(), hosts, global_vars, entries, providers, positions)
+    spec.stack = stack if stack is not None else default_stack or default_stack_name(root)
+    spec.adopt = frozenset(adopt)
+    _check_stack(spec, stack is not None, adopt, diags)
     _check_semantics(spec, diags, check_refs=bool(hosts), unvalidated=frozenset(unvalidated))
     if diags.has_errors():
         return None, diags
     spec.warnings = diags.warnings
     return spec, diags
+
+
+def _implied_entries(providers: Mapping[str, Provider[Any]], entries: list[ResourceEntry]) -> list[
+        ResourceEntry]:
+    """A default resource for each singleton kind the spec does not declare but that a
+    declared resource implies (``Provider.implied_by``), on the hosts of those resources.
+    It reports at the position of the first resource that implies it."""
+    declared = {e.kind for e in entries}
+    implied: list[ResourceEntry] = []
+    for kind, provider in providers.items():
+        if not provider.singleton or not provider.implied_by or kind in declared:
+            continue
+        implying = [e for e in entries if e.kind in provider.implied_by]
+        if not implying:
+            continue
+        hosts = None if any(e.resource.hosts is None for e in implying) else sorted(
+            {h for e in implying for h in e.resource.hosts or []})
+        res = provider.model.model_validate({} if hosts is None else {"hosts": hosts})
+        res._source_file = implying[0].resource._source_file
+        implied.append(ResourceEntry(kind, provider.resource_id(res), -1, res, implying[0].pos, implied=True))
+    return implied
+
+
+STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def default_stack_name(root: Path) -> str:
+    """The stack name of a spec that sets none: its directory's name, or a single
+    file's name without its suffix, with anything but letters, digits, ``_ . -``
+    turned into ``-`` (``default`` if nothing is left). Distinct spec directories are
+    thus distinct stacks unless they say otherwise; renaming the directory changes the
+    stack (its objects are then another stack's, so set ``stack:`` to keep it)."""
+    resolved = root.resolve()
+    return _stack_name(resolved.name if resolved.is_dir() else resolved.stem)
+
+
+def _stack_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-._")[:64] or "default"
+
+
+def stack_name_in_repo(repo: str, path: str) -> str:
+    """The default stack name of the spec at ``path`` inside git repository ``repo``, the
+    same as a local run of that directory gets: the last component of ``path``, or the
+    repository's name when ``path`` is its root (``git@h:org/infra.git`` -> ``infra``)."""
+    parts = [p for p in Path(path).parts if p not in (".", "")]
+    if not parts:
+        return _stack_name(re.split(r"[/:]", repo.rstrip("/"))[-1].removesuffix(".git"))
+    last = parts[-1]
+    return _stack_name(Path(last).stem if last.endswith(SPEC_SUFFIXES) else last)
+
+
+def _check_stack(spec: LoadedSpec, explicit: bool, adopt: list[str], diags: Diagnostics) -> None:
+    """A stack name usable as a file name on the host; adopt names resources of this spec."""
+    fallback = SourcePos(spec.path, 1, 1)
+    if explicit and not STACK_NAME.fullmatch(spec.stack):
+        diags.error("a stack name is 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+                    field_path="stack", pos=_lookup_pos(spec.positions, ("stack",), fallback))
+    for i, address in enumerate(adopt):
+        if address not in spec.by_address:
+            diags.error(f"adopt names {address!r}, which this spec does not declare (write it as kind:id, "
+                        "e.g. files:/etc/app.conf)", field_path=f"adopt[{i}]",
+                        pos=_lookup_pos(spec.positions, ("adopt", i), fallback))
 
 
 def _address_of_invalid(provider: Provider[Any], item: Any) -> str:
@@ -465,6 +640,7 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
         if not NAME.match(name):
             diags.error("host names may contain letters, digits, '_', '-' and '.'",
                         field_path=f"hosts.{name}", pos=spec.positions.get(("hosts", name)))
+    _check_host_access(spec, diags)
 
     # Which secrets exist, per host: names are the ids of secret-providing kinds.
     secret_entries = [e for e in spec.entries if spec.providers[e.kind].provides_secrets]

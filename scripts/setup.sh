@@ -47,7 +47,8 @@ pick_python() {
 }
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for p in git ca-certificates; do have_pkg "$p" || need+=("$p"); done
+# testssl.sh: the TLS scanner the nginx tests run against a test host's published 443.
+for p in git ca-certificates testssl.sh; do have_pkg "$p" || need+=("$p"); done
 PY=$(pick_python || true)
 if [ -z "$PY" ]; then
     need+=(python3 python3-venv)

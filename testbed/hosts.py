@@ -3,6 +3,8 @@
     host = start_host()                 # boots the host image, waits until ready
     host.ssh_url                        # "ssh://root@127.0.0.1:PORT"
     host.key_path, host.known_hosts_path
+    start_host(publish_ssh=False)       # sshd only on the Docker network (reach it via a bastion)
+    host.container_ip, host.known_hosts_lines("web-internal")
     host.exec("systemctl is-active nginx")      # docker exec, for test assertions
     with host.ssh_client() as c: ...    # paramiko, key auth, strict host key checking
     host.remove()
@@ -199,8 +201,11 @@ class TestHost:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, *, name: str, container_id: str, container_name: str, image: str) -> None:
+    def __init__(self, *, name: str, container_id: str, container_name: str, image: str,
+                 publish_ssh: bool = True) -> None:
         self.name = name
+        # False: sshd is reachable only over the Docker network (through another test host).
+        self.publish_ssh = publish_ssh
         self.container_id = container_id
         self.container_name = container_name
         self.image = image
@@ -208,6 +213,8 @@ class TestHost:
         self.known_hosts_path: Path = session_dir() / f"{container_name}.known_hosts"
         self.ports: dict[int, int] = {}
         self.host_key_lines: list[str] = []
+        self.host_keys: list[tuple[str, str]] = []  # (key type, base64) of the host's sshd
+        self._container_ip: str | None = None
 
     # -- addressing -------------------------------------------------------------------
 
@@ -218,6 +225,22 @@ class TestHost:
     @property
     def ssh_url(self) -> str:
         return f"ssh://root@127.0.0.1:{self.ssh_port}"
+
+    @property
+    def container_ip(self) -> str:
+        """The host's address on the Docker network (reachable from other test hosts)."""
+        if self._container_ip is None:
+            out = run(["docker", "inspect", "--format", "{{.NetworkSettings.IPAddress}}", self.container_id],
+                      timeout=60).stdout.strip()
+            if not out:
+                raise TestbedError(f"{self}: no address on the default Docker network")
+            self._container_ip = out
+        return self._container_ip
+
+    def known_hosts_lines(self, name: str, port: int = 22) -> list[str]:
+        """known_hosts lines for this host's real keys under ``name`` (``[name]:port`` off 22)."""
+        shown = name if port == 22 else f"[{name}]:{port}"
+        return [f"{shown} {key_type} {key}" for key_type, key in self.host_keys]
 
     def published_port(self, container_port: int) -> int:
         """The 127.0.0.1 port on the machine that forwards to ``container_port`` (tcp)."""
@@ -323,7 +346,8 @@ class TestHost:
             interval=0.3,
         )
         self._write_known_hosts()
-        self._wait_ssh_login(timeout=max(deadline - time.monotonic(), 15.0))
+        if self.publish_ssh:
+            self._wait_ssh_login(timeout=max(deadline - time.monotonic(), 15.0))
 
     def _probe(self, cmd: str | Sequence[str]) -> bool:
         """True when ``cmd`` exits 0 in the host; False on failure or a timed-out docker exec."""
@@ -334,13 +358,12 @@ class TestHost:
 
     def _write_known_hosts(self) -> None:
         out = self.exec("cat /etc/ssh/ssh_host_*_key.pub").stdout
-        lines = []
-        for line in out.splitlines():
-            fields = line.split()
-            if len(fields) >= 2:
-                lines.append(f"[127.0.0.1]:{self.ssh_port} {fields[0]} {fields[1]}")
-        if not lines:
+        self.host_keys = [(f[0], f[1]) for f in (line.split() for line in out.splitlines()) if len(f) >= 2]
+        if not self.host_keys:
             raise TestbedError(f"test host {self.name} has no SSH host keys")
+        # Unpublished: the keys as another test host reaches it (its address on the Docker network).
+        lines = (self.known_hosts_lines("127.0.0.1", self.ssh_port) if self.publish_ssh
+                 else self.known_hosts_lines(self.container_ip))
         self.host_key_lines = lines
         tmp = self.known_hosts_path.with_suffix(".tmp")
         tmp.write_text("\n".join(lines) + "\n")
@@ -425,6 +448,39 @@ class TestHost:
             "LogLevel=ERROR",
             "root@127.0.0.1",
         ]
+
+    # -- other users and sudo -----------------------------------------------------------
+
+    def ssh_url_as(self, user: str) -> str:
+        return f"ssh://{user}@127.0.0.1:{self.ssh_port}"
+
+    def add_sudo_user(self, user: str = "deploy", *, password: str | None = None) -> None:
+        """Add a login user with the session key who may become root with sudo: without a
+        password (NOPASSWD), or with ``password`` (set through chpasswd's stdin, never on
+        a command line). Done at runtime with docker exec; the image is not changed."""
+        pub = session_key().with_suffix(".pub").read_text()
+        self.exec(
+            f"id -u {user} >/dev/null 2>&1 || useradd -m -s /bin/bash {user}; "
+            f"install -d -m 0700 -o {user} -g {user} /home/{user}/.ssh; "
+            f"cat > /home/{user}/.ssh/authorized_keys; "
+            f"chown {user}:{user} /home/{user}/.ssh/authorized_keys; "
+            f"chmod 0600 /home/{user}/.ssh/authorized_keys",
+            input=pub, timeout=60,
+        )
+        rule = f"{user} ALL=(ALL:ALL) ALL" if password is not None else f"{user} ALL=(ALL:ALL) NOPASSWD: ALL"
+        if password is not None:
+            self.exec("chpasswd", input=f"{user}:{password}\n", timeout=60)
+        self.exec(
+            f"cat > /etc/sudoers.d/reconciler-test-{user} "
+            f"&& chmod 0440 /etc/sudoers.d/reconciler-test-{user}"
+            f" && visudo -cf /etc/sudoers.d/reconciler-test-{user} >/dev/null",
+            input=rule + "\n", timeout=60,
+        )
+
+    def disable_root_login(self) -> None:
+        """``PermitRootLogin no`` (a drop-in, read before the main config) and reload sshd."""
+        self.exec("printf 'PermitRootLogin no\\n' > /etc/ssh/sshd_config.d/00-reconciler-test-no-root.conf "
+                  "&& systemctl reload ssh", timeout=60)
 
     # -- inner Docker engine ----------------------------------------------------------
 
@@ -533,7 +589,11 @@ def _next_name() -> str:
 
 
 def _create_host(
-    name: str | None, image: str | None, ports: Iterable[int], extra_args: Sequence[str]
+    name: str | None,
+    image: str | None,
+    ports: Iterable[int],
+    extra_args: Sequence[str],
+    publish_ssh: bool = True,
 ) -> TestHost:
     """``docker run`` a host container and install the session key (does not wait)."""
     name = _sanitize(name) if name else _next_name()
@@ -541,7 +601,7 @@ def _create_host(
     sid = session_id()
     container_name = f"reconciler-tb-{sid}-{name}-{uuid.uuid4().hex[:4]}"
     publish: list[str] = []
-    for port in dict.fromkeys([22, *ports]):
+    for port in dict.fromkeys([22, *ports] if publish_ssh else [p for p in ports if p != 22]):
         publish += ["-p", f"127.0.0.1::{int(port)}"]
     argv = [
         "docker",
@@ -573,7 +633,13 @@ def _create_host(
         raise TestbedError(
             "starting a test host failed: " + format_failure(argv, proc.returncode, proc.stdout, proc.stderr)
         )
-    host = TestHost(name=name, container_id=container_id, container_name=container_name, image=image)
+    host = TestHost(
+        name=name,
+        container_id=container_id,
+        container_name=container_name,
+        image=image,
+        publish_ssh=publish_ssh,
+    )
     with _lock:
         _live[container_id] = host
     try:
@@ -598,13 +664,17 @@ def start_host(
     ports: Iterable[int] = DEFAULT_PORTS,
     extra_args: Sequence[str] = (),
     timeout: float = READY_TIMEOUT,
+    publish_ssh: bool = True,
 ) -> TestHost:
     """Start one test host and wait until it is ready (systemd up, SSH login works).
 
     ``ports``: container ports to publish on 127.0.0.1 besides 22 (random host ports).
     ``extra_args``: more ``docker run`` arguments (e.g. ``["-e", "X=1"]``).
+    ``publish_ssh=False``: port 22 is not published, so the host is reachable over SSH
+    only from other test hosts (at ``container_ip``); readiness then means sshd is
+    running with its keys (no login from here is possible to check it).
     """
-    host = _create_host(name, image, ports, extra_args)
+    host = _create_host(name, image, ports, extra_args, publish_ssh)
     try:
         host.wait_ready(timeout=timeout)
     except BaseException:
@@ -657,9 +727,15 @@ class HostFactory:
         image: str | None = None,
         extra_args: Sequence[str] = (),
         timeout: float = READY_TIMEOUT,
+        publish_ssh: bool = True,
     ) -> TestHost:
         host = start_host(
-            name, image=image or self.image, ports=ports, extra_args=extra_args, timeout=timeout
+            name,
+            image=image or self.image,
+            ports=ports,
+            extra_args=extra_args,
+            timeout=timeout,
+            publish_ssh=publish_ssh,
         )
         self.hosts.append(host)
         return host

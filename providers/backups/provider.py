@@ -31,6 +31,7 @@ from ..common.checks import check_path
 from ..common.cronjob import (
     CRON_PACKAGES,
     OBSERVE_JOBS_SH,
+    TEXT_FIELDS,
     CronJob,
     check_job_name,
     check_no_secrets,
@@ -79,9 +80,9 @@ class Keep(_Strict):
 class Backup(Resource):
     name: str = Field(description="Names the job, its files and its backups (NAME-TIMESTAMP.sql.gz).")
     schedule: str = Field(description='Cron schedule in the host\'s time zone, e.g. "0 2 * * *" or "@daily".')
-    source: BackupSource
+    source: BackupSource = Field(description="What to back up: a PostgreSQL database or paths.")
     destination: str = Field(description="Directory the backups are written to (created if missing).")
-    compression: Compression = "gzip"
+    compression: Compression = Field(default="gzip", description="gzip, zstd or none.")
     keep: Keep = Field(default_factory=Keep,
                        description="Both limits apply; the newest good backup is always kept. "
                                    "Unset: keep every backup.")
@@ -199,6 +200,15 @@ class BackupsProvider(Provider[Backup]):
             return {}
         result = ctx.transport.run_script(OBSERVE_JOBS_SH, ["backup", *ids])
         return parse_observation(result.out, ids)
+
+    # --- plan display: the script and the cron entry as diffs --------------------------
+    text_fields = TEXT_FIELDS
+
+    def desired_text(self, resource: Backup, field_name: str, ctx: HostContext) -> str | None:
+        return job_for(resource.name).text(field_name, render_script(resource), resource.schedule)
+
+    def text_path(self, rid: str, field_name: str, actual: State) -> str | None:
+        return job_for(rid).text_path(field_name)
 
     def apply(self, ctx: HostContext, item: ApplyItem) -> None:
         job = job_for(item.change.id)

@@ -35,7 +35,9 @@ from typing import Any
 
 from croniter import croniter
 
+from reconciler.errors import ApplyError
 from reconciler.provider import HostContext, Issue, State
+from reconciler.transport.ops import FileWrite
 
 SCRIPT_DIR = "/usr/local/lib/reconciler"
 CRON_DIR = "/etc/cron.d"
@@ -44,6 +46,8 @@ CRON_PACKAGES = ("packages:cron", "packages:cronie", "packages:systemd-cron")
 SCRIPT_MODE = "0755"
 CRON_MODE = "0644"
 CONFIG_MARK = "# reconciler-config: "
+TEXT_FIELDS = frozenset({"script", "cron_entry"})
+"""The state fields that are digests of a text (shown as diffs in plans)."""
 
 # Same characters cron.d file names may have (run-parts rules), and short enough for a file name.
 _JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
@@ -170,14 +174,29 @@ class CronJob:
         return {**config, "schedule": normalize_schedule(schedule), "script": digest(script),
                 "script_mode": SCRIPT_MODE, "cron_entry": digest(self.render_cron(schedule))}
 
+    def text(self, field_name: str, script: str, schedule: str) -> str | None:
+        """The text behind a digest field of ``desired`` (``script`` or ``cron_entry``),
+        for plan diffs (``Provider.desired_text``)."""
+        return {"script": script, "cron_entry": self.render_cron(schedule)}.get(field_name)
+
+    def text_path(self, field_name: str) -> str | None:
+        """Where the host keeps the text of ``field_name`` (``Provider.text_path``)."""
+        return {"script": self.script_path, "cron_entry": self.cron_path}.get(field_name)
+
     def install(self, ctx: HostContext, script: str, schedule: str) -> None:
         """Script first, then the entry, so cron never runs a missing or stale script."""
-        ctx.transport.write_file(self.script_path, script.encode(), mode=SCRIPT_MODE)
-        ctx.transport.write_file(self.cron_path, self.render_cron(schedule).encode(), mode=CRON_MODE)
+        errors = ctx.transport.write_files([
+            FileWrite(self.script_path, script.encode(), SCRIPT_MODE),
+            FileWrite(self.cron_path, self.render_cron(schedule).encode(), CRON_MODE, after=0)])
+        problems = [e for e in errors if e is not None]
+        if problems:
+            raise ApplyError("; ".join(problems))
 
     def remove(self, ctx: HostContext) -> None:
         """Entry first, then the script. What the job produced (backups) stays."""
-        ctx.transport.run(["rm", "-f", "--", self.cron_path, self.script_path])
+        problems = [e for e in ctx.transport.remove([self.cron_path, self.script_path]) if e is not None]
+        if problems:
+            raise ApplyError("; ".join(problems))
 
 
 # Prints what is installed for one job, as TAB-separated lines after `@job<TAB>NAME`:

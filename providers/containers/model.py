@@ -150,7 +150,7 @@ class VolumeMount(BaseModel):
 
     name: str = Field(description="Volume name on the host's engine.")
     target: str = Field(description="Absolute path inside the container.")
-    mode: MountMode = "rw"
+    mode: MountMode = Field(default="rw", description="rw (read-write) or ro (read-only).")
 
 
 class BindMount(BaseModel):
@@ -160,7 +160,7 @@ class BindMount(BaseModel):
 
     source: str = Field(description="Absolute path on the host (created by the engine when missing).")
     target: str = Field(description="Absolute path inside the container.")
-    mode: MountMode = "rw"
+    mode: MountMode = Field(default="rw", description="rw (read-write) or ro (read-only).")
 
 
 class LogSettings(BaseModel):
@@ -191,15 +191,16 @@ class Container(Resource):
         "User networks to attach (created when missing); default: the engine's bridge."))
     restart: str = Field(default="unless-stopped",
                          description="no | always | unless-stopped | on-failure[:max-retries].")
-    healthcheck: Healthcheck | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    healthcheck: Healthcheck | None = Field(default=None, description="Docker health check of the container.")
+    labels: dict[str, str] = Field(default_factory=dict,
+                                   description="Container labels (the reconciler adds its own).")
     memory: int | str | None = Field(default=None, description='Memory limit, e.g. "512m" or "1g".')
     cpus: float | int | None = Field(default=None, description="CPU limit in cores, e.g. 0.5.")
-    log: LogSettings | None = None
+    log: LogSettings | None = Field(default=None, description="Log driver settings (default: the engine's).")
     user: str | None = Field(default=None, description='User (and group) to run as, "name" or "uid:gid".')
     stop_timeout: Duration | None = Field(default=None,
                                           description="Grace time between SIGTERM and SIGKILL (default 10s).")
-    state: RunState = "running"
+    state: RunState = Field(default="running", description="running, or stopped (created but not running).")
     wait_healthy: bool | None = Field(default=None, description=(
         "Apply waits until the healthcheck passes, so dependents start after it (default: true when a "
         "healthcheck is set)."))

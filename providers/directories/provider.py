@@ -1,5 +1,7 @@
 """Directories: path, owner, group, mode.
 
+Created, and given owner and mode, through descriptors (the host agent's
+``ensure_dirs``): a directory swapped for a symlink is refused, never followed.
 Pruning removes a directory the reconciler created only when it is empty
 (``rmdir``): data is never deleted to satisfy a spec edit. A non-empty one is
 reported and kept in the inventory, so the delete is retried on the next run.
@@ -14,34 +16,16 @@ from pydantic import Field
 from reconciler.errors import ApplyError
 from reconciler.plan import Action
 from reconciler.provider import ApplyItem, HostContext, Issue, Provider, Resource, State
+from reconciler.transport.ops import DirEnsure
 
-from ..common.checks import (
-    STAT_FORMAT,
-    Mode,
-    check_account,
-    check_path,
-    file_type,
-    normalize_mode,
-    parse_stat_lines,
-)
-
-OBSERVE = 'stat --printf "$0" -- "$@" 2>/dev/null; exit 0'
-
-APPLY = r"""
-set -eu
-path=$1; owner=$2; group=$3; mode=$4
-if [ -e "$path" ] && [ ! -d "$path" ]; then echo "$path exists and is not a directory" >&2; exit 3; fi
-mkdir -p -- "$path"
-chown -- "$owner:$group" "$path"
-chmod -- "$mode" "$path"
-"""
+from ..common.checks import Mode, check_account, check_path, normalize_mode
 
 
 class Directory(Resource):
     path: str = Field(description="Absolute path.")
-    owner: str = "root"
-    group: str = "root"
-    mode: Mode = "0755"
+    owner: str = Field(default="root", description="Owning user (a name).")
+    group: str = Field(default="root", description="Owning group (a name).")
+    mode: Mode = Field(default="0755", description='Permissions as a quoted octal string, e.g. "0750".')
 
 
 class DirectoriesProvider(Provider[Directory]):
@@ -63,28 +47,38 @@ class DirectoriesProvider(Provider[Directory]):
 
     def observe(self, ctx: HostContext, ids: Sequence[str], resources: Mapping[str, Directory]) -> dict[
             str, State | None]:
-        if not ids:
-            return {}
-        result = ctx.transport.run(["sh", "-c", OBSERVE, STAT_FORMAT, *ids])
-        stats = parse_stat_lines(result.out)
+        stats = ctx.transport.stat(ids)
         out: dict[str, State | None] = {}
         for rid in ids:
             st = stats.get(rid)
-            out[rid] = None if st is None else {"type": file_type(st["type"]), "owner": st["owner"],
-                                                 "group": st["group"], "mode": st["mode"]}
+            if st is None:
+                out[rid] = None
+            elif st.error is not None:
+                out[rid] = {"type": "refused", "error": st.error}
+            else:
+                out[rid] = {"type": st.type, "owner": st.owner, "group": st.group, "mode": st.mode}
         return out
 
     def apply(self, ctx: HostContext, item: ApplyItem) -> None:
         change = item.change
         if change.action is Action.DELETE:
-            result = ctx.transport.run(["rmdir", "--", change.id], check=False)
-            if result.exit_code != 0:
-                raise ApplyError(f"not removed: {result.err.strip() or 'rmdir failed'} "
-                                 "(only empty directories are pruned; its contents are left alone)")
+            # rmdir: only an empty directory goes; the host's error says so otherwise.
+            ctx.writes.remove(change.address, change.id, "directory")
             return
         assert isinstance(item.resource, Directory)
         res = item.resource
+        if item.actual is not None and item.actual.get("type") == "refused":
+            raise ApplyError(str(item.actual.get("error")))
         if item.actual is not None and item.actual.get("type") != "directory":
             raise ApplyError(f"{change.id} exists and is a {item.actual.get('type')}, not a directory; "
                              "the reconciler will not replace it")
-        ctx.transport.run_script(APPLY, [change.id, res.owner, res.group, normalize_mode(res.mode)])
+        ctx.writes.ensure_dir(change.address,
+                              DirEnsure(change.id, res.owner, res.group, normalize_mode(res.mode)))
+
+    # --- plan display: a change apply would refuse ---------------------------------------
+    def refusal(self, item: ApplyItem) -> str | None:
+        kind = (item.actual or {}).get("type")
+        if item.actual is None or kind == "directory":
+            return None
+        return (f"{item.change.id} is a {kind} on the host and the spec wants a directory; the "
+                f"reconciler never replaces a {kind} with a directory (move it away by hand, then apply)")

@@ -1,9 +1,13 @@
 """Files: content inline or from a template in the spec repo, owner, group, mode.
 
-Writes are atomic (temporary file, owner and mode, fsync, rename). Content is
-compared by SHA-256, so observing a thousand files is one ``stat`` and one
-``sha256sum`` on the host. Content that embeds a secret is ``Sensitive`` and
-shows as ``(sensitive)`` in plans.
+Writes are atomic and descriptor-safe (the host agent's ``write_files``: temporary
+file, owner and mode on the descriptor, fsync, rename; never through a symlink a
+non-root user could plant), and every file of a run goes in one request. Any
+difference, owner or mode alone included, rewrites the file: a rename never
+touches the old inode, so a hard link planted at the path cannot redirect a chmod.
+Content is compared by SHA-256, so observing a thousand files is one ``stat``
+request. Content that embeds a secret is ``Sensitive`` and shows as
+``(sensitive)`` in plans.
 """
 
 from __future__ import annotations
@@ -20,24 +24,9 @@ from reconciler.interpolate import references, substitute_vars
 from reconciler.plan import Action
 from reconciler.provider import ApplyItem, HostContext, Issue, Provider, Resource, State
 from reconciler.sensitive import KNOWN_AFTER_APPLY, KnownAfterApply, Sensitive
+from reconciler.transport.ops import FileWrite
 
-from ..common.checks import (
-    STAT_FORMAT,
-    Mode,
-    check_account,
-    check_path,
-    file_type,
-    normalize_mode,
-    parse_stat_lines,
-)
-
-OBSERVE = r"""
-fmt=$0
-stat --printf "$fmt" -- "$@" 2>/dev/null
-echo "--reconciler-sha256--"
-for p in "$@"; do [ -f "$p" ] && [ ! -L "$p" ] && printf '%s\0' "$p"; done | xargs -0r sha256sum --
-exit 0
-"""
+from ..common.checks import Mode, check_account, check_path, normalize_mode
 
 
 class File(Resource):
@@ -45,9 +34,9 @@ class File(Resource):
     content: str | None = Field(default=None,
                                 description="Inline content; ${var} and ${secret:NAME} allowed.")
     template: str | None = Field(default=None, description="Template file, relative to the spec file.")
-    owner: str = "root"
-    group: str = "root"
-    mode: Mode = "0644"
+    owner: str = Field(default="root", description="Owning user (a name).")
+    group: str = Field(default="root", description="Owning group (a name).")
+    mode: Mode = Field(default="0644", description='Permissions as a quoted octal string, e.g. "0640".')
     state: Literal["present", "absent"] = Field(
         default="present", description="absent: delete the file (or symlink) if it exists, owned or not.")
 
@@ -85,6 +74,10 @@ class FilesProvider(Provider[File]):
         return issues
 
     def render(self, resource: File, ctx: HostContext) -> str | Sensitive | KnownAfterApply:
+        return ctx.reveal(self.source_text(resource, ctx))
+
+    def source_text(self, resource: File, ctx: HostContext) -> str:
+        """The content with variables substituted and ``${secret:NAME}`` still in place."""
         if resource.content is not None:
             text = resource.content
         else:
@@ -98,7 +91,7 @@ class FilesProvider(Provider[File]):
             if unresolved:
                 raise ApplyError(f"template {resource.template}: unresolved variable(s) "
                                  + ", ".join(f"${{{n}}}" for n in unresolved))
-        return ctx.reveal(text)
+        return text
 
     def desired(self, resource: File, ctx: HostContext) -> State | None:
         if resource.state == "absent":
@@ -115,26 +108,18 @@ class FilesProvider(Provider[File]):
 
     def observe(self, ctx: HostContext, ids: Sequence[str], resources: Mapping[str, File]) -> dict[
             str, State | None]:
-        if not ids:
-            return {}
-        result = ctx.transport.run(["sh", "-c", OBSERVE, STAT_FORMAT, *ids])
-        stat_part, _, sum_part = result.out.partition("--reconciler-sha256--\n")
-        stats = parse_stat_lines(stat_part)
-        sums: dict[str, str] = {}
-        for line in sum_part.splitlines():
-            escaped = line.startswith("\\")
-            hexdigest, _, path = line.lstrip("\\").partition("  ")
-            if escaped:
-                path = path.replace("\\\\", "\\")
-            sums[path] = "sha256:" + hexdigest
+        stats = ctx.transport.stat(ids, sha256=True)
         out: dict[str, State | None] = {}
         for rid in ids:
             st = stats.get(rid)
             if st is None:
                 out[rid] = None
                 continue
-            state: State = {"type": file_type(st["type"]), "owner": st["owner"], "group": st["group"],
-                            "mode": st["mode"], "content": sums.get(rid)}
+            if st.error is not None:
+                out[rid] = {"type": "refused", "error": st.error}
+                continue
+            state: State = {"type": st.type, "owner": st.owner, "group": st.group, "mode": st.mode,
+                            "content": f"sha256:{st.sha256}" if st.sha256 else None}
             res = resources.get(rid)
             if res is not None and res.content is not None and "${secret:" in res.content:
                 state["content"] = Sensitive(state["content"] or "")
@@ -144,22 +129,34 @@ class FilesProvider(Provider[File]):
     def apply(self, ctx: HostContext, item: ApplyItem) -> None:
         change = item.change
         if change.action is Action.DELETE:
-            ctx.transport.run(["rm", "-f", "--", change.id])
+            ctx.writes.remove(change.address, change.id, "file")
             return
         assert isinstance(item.resource, File) and item.desired is not None
         res = item.resource
+        if item.actual is not None and item.actual.get("type") == "refused":
+            raise ApplyError(str(item.actual.get("error")))
         if item.actual is not None and item.actual.get("type") not in ("file", "symlink"):
             raise ApplyError(f"{res.path} exists and is a {item.actual.get('type')}, not a file; "
                              "the reconciler will not replace it")
-        mode = normalize_mode(res.mode)
-        needs_content = (item.actual is None or item.actual.get("type") != "file"
-                         or item.actual.get("content") != item.desired["content"])
-        if needs_content:
-            content = self.render(res, ctx)
-            if isinstance(content, KnownAfterApply):
-                raise ApplyError("content depends on a secret that does not exist on the host")
-            raw = content.reveal() if isinstance(content, Sensitive) else content
-            ctx.transport.write_file(res.path, raw.encode(), mode=mode, owner=res.owner, group=res.group)
-        else:
-            ctx.transport.run(["sh", "-c", 'chown -- "$1:$2" "$4" && chmod -- "$3" "$4"', "reconciler",
-                               res.owner, res.group, mode, res.path])
+        content = self.render(res, ctx)
+        if isinstance(content, KnownAfterApply):
+            raise ApplyError("content depends on a secret that does not exist on the host")
+        raw = content.reveal() if isinstance(content, Sensitive) else content
+        ctx.writes.write(change.address,
+                         FileWrite(res.path, raw.encode(), normalize_mode(res.mode), res.owner, res.group))
+
+    # --- plan display: content as a diff; a change apply would refuse -------------------
+    text_fields = frozenset({"content"})
+
+    def desired_text(self, resource: File, field_name: str, ctx: HostContext) -> str | None:
+        return self.source_text(resource, ctx) if field_name == "content" else None
+
+    def text_path(self, rid: str, field_name: str, actual: State) -> str | None:
+        return rid if field_name == "content" and actual.get("type") == "file" else None
+
+    def refusal(self, item: ApplyItem) -> str | None:
+        kind = (item.actual or {}).get("type")
+        if item.actual is None or kind in ("file", "symlink"):
+            return None
+        return (f"{item.change.id} is a {kind} on the host and the spec wants a file; the reconciler "
+                f"never replaces a {kind} with a file (move it away by hand, then apply)")

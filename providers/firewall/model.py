@@ -45,9 +45,9 @@ class Policy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    incoming: Verdict = "drop"
-    outgoing: Verdict = "accept"
-    forward: Verdict | None = None
+    incoming: Verdict = Field(default="drop", description="Incoming connections no rule accepts.")
+    outgoing: Verdict = Field(default="accept", description="Outgoing connections no rule decides.")
+    forward: Verdict | None = Field(default=None, description="Forwarded traffic; unset leaves it alone.")
 
 
 class Rule(BaseModel):
@@ -62,13 +62,13 @@ class Rule(BaseModel):
     source: str | None = Field(default=None, description="Address or CIDR (IPv4 or IPv6).")
     destination: str | None = Field(default=None, description="Address or CIDR (IPv4 or IPv6).")
     interface: str | None = Field(default=None, description="Network interface (incoming or outgoing side).")
-    action: Verdict = "accept"
-    direction: Direction = "in"
+    action: Verdict = Field(default="accept", description="accept, drop or reject.")
+    direction: Direction = Field(default="in", description="in (to this host) or out (from it).")
     rate_limit: str | None = Field(
         default=None, description='e.g. "10/minute": accept at most this many packets; the rest fall '
                                   "through to later rules and the policy (nftables only).")
-    log: bool = False
-    comment: str = ""
+    log: bool = Field(default=False, description="Log the connections this rule matches.")
+    comment: str = Field(default="", description="Shown beside the rule on the host.")
 
 
 class Firewall(Resource):
@@ -76,8 +76,8 @@ class Firewall(Resource):
 
     backend: BackendName = Field(
         default="auto", description="auto: ufw when it is installed and active, else nftables.")
-    policy: Policy = Field(default_factory=Policy)
-    rules: list[Rule] = Field(default_factory=list)
+    policy: Policy = Field(default_factory=Policy, description="What happens to traffic no rule decides.")
+    rules: list[Rule] = Field(default_factory=list, description="Rules; the first that matches decides.")
     confirm_seconds: int = Field(
         default=30, description="The host restores the previous rules unless a fresh SSH login "
                                 "confirms the change within this many seconds.")

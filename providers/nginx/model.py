@@ -41,7 +41,8 @@ _HAS_SPACE = re.compile(r"\s")
 _LINE_BREAK = re.compile(r"[\n\r\0]")
 
 DEFAULT_HSTS_MAX_AGE = 31536000  # one year, the value hstspreload.org asks for
-RESERVED_SITE_NAMES = frozenset({"default"})
+# default: Debian's site; reconciler-security: the nginx kind's conf.d snippet.
+RESERVED_SITE_NAMES = frozenset({"default", "reconciler-security"})
 
 
 class _Strict(BaseModel):
@@ -59,7 +60,8 @@ class UpstreamServer(_Strict):
     address: str = Field(description='"host:port" or "unix:/path".')
     weight: int = Field(default=1, ge=1, description="Relative share of requests.")
     backup: bool = Field(default=False, description="Only used when the other servers are down.")
-    max_fails: int | None = Field(default=None, ge=0)
+    max_fails: int | None = Field(default=None, ge=0,
+                                  description="Failures within fail_timeout that mark the server down.")
     fail_timeout: str | None = Field(default=None, description='nginx time, e.g. "10s".')
 
 
@@ -89,11 +91,12 @@ class TLS(_Strict):
         "(at certificate/key, default /etc/nginx/reconciler-tls/NAME.crt|key).")
     listen: list[int | str] = Field(default_factory=lambda: list[int | str]([443]),
                                     description="TLS ports or address:port.")
-    http2: bool = False
+    http2: bool = Field(default=False, description="Serve HTTP/2 on the TLS ports.")
     redirect_http: bool = Field(default=False, description="Plain-HTTP ports answer 301 to https.")
     hsts: bool | int = Field(default=False,
                              description="Strict-Transport-Security: true (one year) or max-age.")
-    protocols: list[str] = Field(default_factory=lambda: ["TLSv1.2", "TLSv1.3"])
+    protocols: list[str] = Field(default_factory=lambda: ["TLSv1.2", "TLSv1.3"],
+                                 description="ssl_protocols.")
 
 
 DEFAULT_GZIP_TYPES = (
@@ -118,13 +121,14 @@ class Location(_Strict):
     proxy_pass: str | None = Field(
         default=None, description="An upstream name of this site, or a URL (http://127.0.0.1:3000).")
     websocket: bool = Field(default=True, description="Pass Upgrade/Connection so websockets work.")
-    root: str | None = None
-    alias: str | None = None
-    try_files: list[str] | None = None
+    root: str | None = Field(default=None, description="Serve files from this directory (root).")
+    alias: str | None = Field(default=None,
+                              description="Serve files from this directory in place of the path (alias).")
+    try_files: list[str] | None = Field(default=None, description='try_files, e.g. ["$uri", "/index.html"].')
     expires: str | None = Field(default=None, description='Cache lifetime: "30d", "max", "off".')
     return_: str | int | None = Field(default=None, alias="return",
                                       description='"301 https://example.com$request_uri", 404, ...')
-    rate_limit: RateLimit | None = None
+    rate_limit: RateLimit | None = Field(default=None, description="Limit for this location.")
     extra: list[str] = Field(default_factory=list, description="Raw directives, each on its own line.")
 
 
@@ -137,14 +141,16 @@ class NginxSite(Resource):
         default=None, description="Plain-HTTP ports or address:port (default [80]; [] for TLS only).")
     ipv6: bool = Field(default=True, description="Also listen on [::] for every bare port.")
     default_server: bool = Field(default=False, description="Mark the listens as default_server.")
-    tls: TLS | None = None
-    upstreams: dict[str, Upstream] = Field(default_factory=dict)
-    locations: list[Location] = Field(default_factory=list)
+    tls: TLS | None = Field(default=None, description="HTTPS: certificate and key, or self-signed.")
+    upstreams: dict[str, Upstream] = Field(default_factory=dict,
+                                           description="Named groups of backend servers for proxy_pass.")
+    locations: list[Location] = Field(default_factory=list, description="location blocks, in order.")
     gzip: bool | Gzip | None = Field(
         default=None,
         description="true (sensible settings), false (off) or settings; unset inherits nginx.conf.")
     rate_limit: RateLimit | None = Field(default=None, description="Limit for the whole server.")
-    client_max_body_size: str | int | None = None
+    client_max_body_size: str | int | None = Field(
+        default=None, description='Largest request body, e.g. "10m" (nginx\'s default: 1m).')
     extra: list[str] = Field(default_factory=list, description="Raw directives at server level.")
     config: str | None = Field(default=None, description="Raw site text, for what is not modelled.")
 

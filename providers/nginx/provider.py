@@ -185,6 +185,16 @@ class NginxSitesProvider(Provider[NginxSite]):
         with_secrets = {rid for rid, res in resources.items() if "${secret:" in render_site(res)}
         return site_states(facts, ids, with_secrets)
 
+    # --- plan display: the site file as a diff -----------------------------------------
+    text_fields = frozenset({"content"})
+
+    def desired_text(self, resource: NginxSite, field_name: str, ctx: HostContext) -> str | None:
+        return render_site(resource) if field_name == "content" else None
+
+    def text_path(self, rid: str, field_name: str, actual: State) -> str | None:
+        path = actual.get("path")
+        return path if field_name == "content" and isinstance(path, str) else None
+
     def unmanaged(self, ctx: HostContext, observed: Mapping[str, State | None]) -> list[str]:
         facts = ctx.scratch.get(_FACTS)
         if not isinstance(facts, NginxFacts):

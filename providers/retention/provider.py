@@ -34,6 +34,7 @@ from reconciler.provider import ApplyItem, HostContext, Issue, Prerequisite, Pro
 from ..common.checks import check_path
 from ..common.cronjob import (
     CRON_PACKAGES,
+    TEXT_FIELDS,
     CronJob,
     check_job_name,
     check_no_secrets,
@@ -212,6 +213,15 @@ class RetentionProvider(Provider[RetentionRule]):
         if host_now is not None:
             ctx.scratch.setdefault(_NOW_KEY, host_now)
         return states
+
+    # --- plan display: the script and the cron entry as diffs --------------------------
+    text_fields = TEXT_FIELDS
+
+    def desired_text(self, resource: RetentionRule, field_name: str, ctx: HostContext) -> str | None:
+        return job_for(resource.name).text(field_name, render_script(resource), resource.schedule)
+
+    def text_path(self, rid: str, field_name: str, actual: State) -> str | None:
+        return job_for(rid).text_path(field_name)
 
     def compare(self, desired: State, actual: State) -> list[FieldChange]:
         """Settings and files as usual; then one field per file over the limits, named

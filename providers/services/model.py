@@ -9,6 +9,8 @@ the binary cannot be executed instead of looking like a successful start).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -32,6 +34,7 @@ BYTES = re.compile(r"^(\d+(\.\d+)?[KMGT]?|\d+(\.\d+)?%|infinity)$")
 PERCENT = re.compile(r"^\d+%$")
 NOFILE = re.compile(r"^(\d+|infinity)(:(\d+|infinity))?$")
 CAPABILITY = re.compile(r"^CAP_[A-Z_]+$")
+UMASK = re.compile(r"^0?[0-7]{3}$")
 # Characters that would need quoting in a systemd path list or break a unit line.
 _UNSAFE_IN_PATH = re.compile(r"[\s\"'\\;]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -42,47 +45,186 @@ RestartPolicy = Annotated[Literal["always", "on-failure", "no"],
 EnvValue = str | bool | int | float
 
 
+Profile = Literal["strict", "basic", "none"]
+"""A sandboxing baseline; explicit ``hardening`` fields override it directive by directive."""
+
+
 class Hardening(BaseModel):
-    """systemd's sandboxing switches (systemd.exec(5)). Defaults are on where they do not
-    break ordinary network services; ``memory_deny_write_execute`` is off because it
-    breaks every JIT (Node.js, Java, .NET)."""
+    """systemd's sandboxing directives (systemd.exec(5)), as a ``profile`` plus overrides.
+
+    ``profile: strict`` (the default) renders every directive ``systemd-analyze security``
+    scores that an ordinary network service survives: the ``basic`` switches, plus
+    ProtectSystem=strict, no capabilities, a ``@system-service`` system-call filter without
+    ``@privileged`` and ``@resources`` (EPERM instead of a kill), native system calls only,
+    AF_UNIX/AF_INET/AF_INET6 only, a private user namespace, ProtectProc=invisible,
+    PrivateMounts, RemoveIPC and UMask=0027. ``basic`` is the reconciler's earlier default
+    (the common switches, ProtectSystem=full); ``none`` renders only what is set here.
+
+    Every field left unset takes the profile's value; a field that is set wins, so
+    ``{protect_system: full}`` keeps strict for everything else. Lists replace the profile's
+    list (``system_call_filter: []`` turns the filter off); ``read_write_paths``,
+    ``read_only_paths`` and ``ambient_capabilities`` add to it. Opt-outs that are off in
+    ``strict`` because they break common programs: ``memory_deny_write_execute`` (every JIT:
+    Node.js, Java, .NET, PCRE JIT), ``proc_subset: pid`` (hides /proc/cpuinfo and meminfo),
+    ``private_network`` and ``ip_address_allow`` (the service's own network needs).
+    Writing ``hardening: strict`` (or basic, none) is short for ``{profile: strict}``."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    no_new_privileges: bool = Field(default=True,
-                                    description="NoNewPrivileges=: setuid binaries cannot escalate.")
-    private_tmp: bool = Field(default=True, description="PrivateTmp=: own /tmp and /var/tmp.")
-    protect_system: Literal["strict", "full"] | bool = Field(
-        default="full", description="ProtectSystem=: full makes /usr, /boot and /etc read-only; strict makes "
-                                    "everything read-only except read_write_paths (and /dev, /proc, /sys).")
-    protect_home: Literal["read-only", "tmpfs"] | bool = Field(
-        default=True, description="ProtectHome=: true hides /home, /root and /run/user.")
-    read_write_paths: list[str] = Field(default_factory=list, description="ReadWritePaths= (must exist).")
+    profile: Profile = Field(default="strict",
+                             description="strict (default), basic or none; the fields below override it.")
+    no_new_privileges: bool | None = Field(default=None,
+                                           description="NoNewPrivileges=: setuid binaries cannot escalate.")
+    private_tmp: bool | None = Field(default=None, description="PrivateTmp=: own /tmp and /var/tmp.")
+    protect_system: Literal["strict", "full"] | bool | None = Field(
+        default=None, description="ProtectSystem=: full makes /usr, /boot and /etc read-only; strict (the "
+                                  "strict profile) makes everything read-only except read_write_paths "
+                                  "(and /dev, /proc, /sys).")
+    protect_home: Literal["read-only", "tmpfs"] | bool | None = Field(
+        default=None, description="ProtectHome=: true hides /home, /root and /run/user.")
+    read_write_paths: list[str] = Field(default_factory=list,
+                                        description="ReadWritePaths= (must exist; a leading - tolerates a "
+                                                    "missing path).")
     read_only_paths: list[str] = Field(default_factory=list, description="ReadOnlyPaths=.")
-    private_devices: bool = Field(default=True, description="PrivateDevices=: only pseudo devices in /dev.")
-    protect_kernel_tunables: bool = Field(default=True, description="ProtectKernelTunables=.")
-    protect_kernel_modules: bool = Field(default=True, description="ProtectKernelModules=.")
-    protect_kernel_logs: bool = Field(default=True, description="ProtectKernelLogs=.")
-    protect_control_groups: bool = Field(default=True, description="ProtectControlGroups=.")
-    protect_clock: bool = Field(default=True, description="ProtectClock=.")
-    protect_hostname: bool = Field(default=True, description="ProtectHostname=.")
-    restrict_namespaces: bool = Field(default=True, description="RestrictNamespaces=: no new namespaces.")
-    restrict_realtime: bool = Field(default=True, description="RestrictRealtime=.")
-    restrict_suid_sgid: bool = Field(default=True,
-                                     description="RestrictSUIDSGID=: cannot create setuid files.")
-    lock_personality: bool = Field(default=True, description="LockPersonality=.")
-    memory_deny_write_execute: bool = Field(
-        default=False, description="MemoryDenyWriteExecute=: off by default, it breaks JIT runtimes.")
+    private_devices: bool | None = Field(default=None,
+                                         description="PrivateDevices=: only pseudo devices in /dev.")
+    private_mounts: bool | None = Field(
+        default=None, description="PrivateMounts=: mounts made by the service stay private.")
+    private_users: bool | None = Field(
+        default=None, description="PrivateUsers=: a user namespace mapping only root and the service's own "
+                                  "user and group (on in strict unless ambient_capabilities are set: "
+                                  "capabilities do not reach the host from inside it).")
+    private_network: bool | None = Field(
+        default=None, description="PrivateNetwork=: only a loopback device of its own (Unix sockets on the "
+                                  "file system still work). Off in every profile.")
+    protect_kernel_tunables: bool | None = Field(default=None, description="ProtectKernelTunables=.")
+    protect_kernel_modules: bool | None = Field(default=None, description="ProtectKernelModules=.")
+    protect_kernel_logs: bool | None = Field(default=None, description="ProtectKernelLogs=.")
+    protect_control_groups: bool | None = Field(default=None, description="ProtectControlGroups=.")
+    protect_clock: bool | None = Field(default=None, description="ProtectClock=.")
+    protect_hostname: bool | None = Field(default=None, description="ProtectHostname=.")
+    protect_proc: Literal["invisible", "ptraceable", "noaccess", "default"] | None = Field(
+        default=None, description="ProtectProc=: invisible (strict) hides other users' processes.")
+    proc_subset: Literal["pid", "all"] | None = Field(
+        default=None, description="ProcSubset=: pid hides everything in /proc but processes; off in strict "
+                                  "because many programs read /proc/cpuinfo or /proc/meminfo.")
+    restrict_namespaces: bool | None = Field(default=None,
+                                             description="RestrictNamespaces=: no new namespaces.")
+    restrict_realtime: bool | None = Field(default=None, description="RestrictRealtime=.")
+    restrict_suid_sgid: bool | None = Field(default=None,
+                                            description="RestrictSUIDSGID=: cannot create setuid files.")
+    lock_personality: bool | None = Field(default=None, description="LockPersonality=.")
+    memory_deny_write_execute: bool | None = Field(
+        default=None, description="MemoryDenyWriteExecute=: off in every profile, it breaks JIT runtimes "
+                                  "(Node.js, Java, .NET); turn it on for programs without one.")
+    remove_ipc: bool | None = Field(default=None,
+                                    description="RemoveIPC=: SysV IPC objects go when the service stops.")
+    umask: str | None = Field(default=None, description='UMask=, e.g. "0027" (strict): new files are not '
+                                                        "world-readable.")
     capability_bounding_set: list[str] | None = Field(
         default=None,
-        description="CapabilityBoundingSet=; [] drops every capability; unset keeps systemd's default.")
+        description="CapabilityBoundingSet=; [] drops every capability (strict: none but the "
+                    "ambient_capabilities); unset in basic keeps systemd's default.")
     ambient_capabilities: list[str] = Field(
         default_factory=list,
         description="AmbientCapabilities=, e.g. [CAP_NET_BIND_SERVICE] for port 80 as a user.")
-    system_call_filter: list[str] = Field(
-        default_factory=list, description="SystemCallFilter=, e.g. ['@system-service']; empty: no filter.")
-    restrict_address_families: list[str] = Field(
-        default_factory=list, description="RestrictAddressFamilies=, e.g. [AF_UNIX, AF_INET, AF_INET6].")
+    system_call_architectures: list[str] | None = Field(
+        default=None, description="SystemCallArchitectures=; strict: [native].")
+    system_call_filter: list[str] | None = Field(
+        default=None, description="SystemCallFilter= lines; strict: ['@system-service', '~@privileged', "
+                                  "'~@resources']; []: no filter.")
+    system_call_error_number: str | None = Field(
+        default=None, description="SystemCallErrorNumber=: what a filtered call returns (strict: EPERM); "
+                                  "unset, systemd kills the process with SIGSYS.")
+    restrict_address_families: list[str] | None = Field(
+        default=None, description="RestrictAddressFamilies=; strict: [AF_UNIX, AF_INET, AF_INET6]; [] allows "
+                                  "all.")
+    ip_address_allow: list[str] | None = Field(
+        default=None, description="IPAddressAllow= with IPAddressDeny=any: the only peers it may talk to "
+                                  "(e.g. [localhost] or [127.0.0.0/8, 10.0.0.0/8]). Off in every profile.")
+
+
+# Each profile's value per Hardening field (absent: not rendered).
+BASIC: Mapping[str, Any] = {
+    "no_new_privileges": True,
+    "private_tmp": True,
+    "protect_system": "full",
+    "protect_home": True,
+    "private_devices": True,
+    "protect_kernel_tunables": True,
+    "protect_kernel_modules": True,
+    "protect_kernel_logs": True,
+    "protect_control_groups": True,
+    "protect_clock": True,
+    "protect_hostname": True,
+    "restrict_namespaces": True,
+    "restrict_realtime": True,
+    "restrict_suid_sgid": True,
+    "lock_personality": True,
+    "memory_deny_write_execute": False,
+}
+
+STRICT: Mapping[str, Any] = {
+    **BASIC,
+    "protect_system": "strict",
+    # Implied by the mount sandboxing above when systemd runs it; stated so that an
+    # offline analysis (of a unit not yet installed) scores it the same as systemd does.
+    "private_mounts": True,
+    "private_users": True,
+    "protect_proc": "invisible",
+    "remove_ipc": True,
+    "umask": "0027",
+    "capability_bounding_set": [],
+    "system_call_architectures": ["native"],
+    # @system-service is systemd's list for ordinary services; @privileged (chown,
+    # setuid, mount ...) and @resources (setrlimit, nice ...) are what it still allows
+    # that a service running as its own user has no use for.
+    "system_call_filter": ["@system-service", "~@privileged", "~@resources"],
+    "system_call_error_number": "EPERM",
+    "restrict_address_families": ["AF_UNIX", "AF_INET", "AF_INET6"],
+}
+
+PROFILES: Mapping[str, Mapping[str, Any]] = {"strict": STRICT, "basic": BASIC, "none": {}}
+
+# Fields that add to the profile instead of replacing it.
+ADDITIVE = ("read_write_paths", "read_only_paths", "ambient_capabilities")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Every directive's value after the profile and the overrides (None: not rendered)."""
+
+    values: Mapping[str, Any]
+
+    def __getitem__(self, field: str) -> Any:
+        return self.values.get(field)
+
+
+def resolve(h: Hardening) -> Resolved:
+    """The profile's values with the spec's own fields on top."""
+    base = dict(PROFILES[h.profile])
+    for field in type(h).model_fields:
+        if field == "profile":
+            continue
+        value = getattr(h, field)
+        if field in ADDITIVE:
+            base[field] = [*base.get(field, []), *value]
+        elif field in h.model_fields_set and value is not None:
+            base[field] = value
+    if h.ambient_capabilities:
+        # Capabilities granted to the process must be in the bounding set, and they do
+        # not reach the host from inside a private user namespace.
+        if "capability_bounding_set" not in h.model_fields_set and base.get("capability_bounding_set") == []:
+            base["capability_bounding_set"] = list(h.ambient_capabilities)
+        if "private_users" not in h.model_fields_set and base.get("private_users"):
+            base["private_users"] = False
+    return Resolved(base)
+
+
+
+def _profile_shorthand(value: object) -> object:
+    """``hardening: strict`` -> ``{profile: strict}``."""
+    return {"profile": value} if isinstance(value, str) else value
 
 
 class Limits(BaseModel):
@@ -151,10 +293,13 @@ class Service(Resource):
     type: Literal["simple", "exec", "notify", "forking", "oneshot"] = Field(
         default="exec", description="Type=.")
     remain_after_exit: bool = Field(default=False, description="RemainAfterExit= (for oneshot services).")
-    hardening: Hardening = Field(default_factory=Hardening)
-    limits: Limits = Field(default_factory=Limits)
+    hardening: Annotated[Hardening, BeforeValidator(_profile_shorthand)] = Field(
+        default_factory=Hardening, description="Sandboxing: a profile (strict, the default; basic; none) "
+                                               "and per-directive overrides; see Hardening.")
+    limits: Limits = Field(default_factory=Limits,
+                           description="Resource limits (memory, CPU, tasks, files).")
     enabled: bool = Field(default=True, description="Start at boot.")
-    state: Literal["running", "stopped"] = Field(default="running")
+    state: Literal["running", "stopped"] = Field(default="running", description="Whether it runs now.")
     restart_on: list[str] = Field(
         default_factory=list, description="Addresses (kind:id, e.g. files:/opt/app/config.yaml) whose change "
                                           "in a run restarts the service.")
@@ -288,6 +433,7 @@ def _path_safe(path: str, where: tuple[str | int, ...]) -> list[Issue]:
 
 def _validate_hardening(s: Service) -> list[Issue]:
     h = s.hardening
+    resolved = resolve(h)
     issues: list[Issue] = []
     for field in ("read_write_paths", "read_only_paths"):
         for i, p in enumerate(getattr(h, field)):
@@ -299,17 +445,35 @@ def _validate_hardening(s: Service) -> list[Issue]:
             if not CAPABILITY.match(cap):
                 issues.append(Issue(("hardening", field, i),
                                     f"expected a capability such as CAP_NET_BIND_SERVICE, got {cap!r}"))
-    for field in ("system_call_filter", "restrict_address_families"):
-        for i, item in enumerate(getattr(h, field)):
+    bounding = resolved["capability_bounding_set"]
+    if bounding is not None and "capability_bounding_set" in h.model_fields_set:
+        for i, cap in enumerate(h.ambient_capabilities):
+            if cap not in bounding:
+                issues.append(Issue(("hardening", "ambient_capabilities", i),
+                                    f"{cap} is not in hardening.capability_bounding_set, so systemd cannot "
+                                    "grant it"))
+    for field in ("system_call_filter", "restrict_address_families", "system_call_architectures"):
+        for i, item in enumerate(getattr(h, field) or []):
             if not re.match(r"^~?[@A-Za-z0-9_:-]+$", item):
                 issues.append(Issue(("hardening", field, i), f"{item!r} is not a valid entry"))
+    for i, peer in enumerate(h.ip_address_allow or []):
+        if not re.match(r"^[A-Za-z0-9.:/-]+$", peer):
+            issues.append(Issue(("hardening", "ip_address_allow", i), f"{peer!r} is not an address, prefix "
+                                "or one of localhost, link-local, multicast, any"))
+    if h.umask is not None and not UMASK.match(h.umask):
+        issues.append(Issue(("hardening", "umask"),
+                            f'expected an octal mask such as "0027", got {h.umask!r}'))
+    if h.system_call_error_number is not None and not re.match(r"^[A-Z][A-Z0-9]*$|^kill$",
+                                                               h.system_call_error_number):
+        issues.append(Issue(("hardening", "system_call_error_number"),
+                            f"expected an errno name such as EPERM, got {h.system_call_error_number!r}"))
     # systemd reads one list: a ~ on the first entry makes all of it a deny list.
-    for i, family in enumerate(h.restrict_address_families[1:], start=1):
+    for i, family in enumerate((h.restrict_address_families or [])[1:], start=1):
         if family.startswith("~"):
             issues.append(Issue(("hardening", "restrict_address_families", i), "only the first entry may "
                                 "start with ~ (it makes the whole list a deny list)"))
     # ProtectHome hides these; a service living there would fail with a puzzling ENOENT.
-    if h.protect_home is True:
+    if resolved["protect_home"] is True:
         homes = ("/home/", "/root/", "/run/user/")
         candidates = [("working_directory",), ("exec", 0)]
         for where in candidates:

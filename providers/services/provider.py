@@ -26,7 +26,10 @@ from reconciler.errors import ApplyError, CommandFailed
 from reconciler.plan import Action
 from reconciler.provider import ApplyItem, HostContext, Issue, Prerequisite, Provider, State
 from reconciler.sensitive import KNOWN_AFTER_APPLY, KnownAfterApply, Sensitive
+from reconciler.transport.ops import FileWrite
 
+from ..common.exposure import measure
+from .hardening import failure_hint
 from .health import journal_tail, wait_healthy
 from .model import ENV_DIR, UNIT_DIR, UNIT_NAME, Service, unit_reference, validate_service
 from .observe import observe_argv, parse_observation, service_state, watched_files
@@ -45,6 +48,7 @@ from .systemd import (
 __all__ = ["Service", "ServicesProvider"]
 
 SCRATCH_KEY = "services"
+EXPOSURE_KEY = "services.exposure"
 
 
 @dataclass
@@ -138,6 +142,9 @@ class ServicesProvider(Provider[Service]):
         }
         if resource.state == "running":
             state["changed_since_start"] = []
+        after = _exposure(ctx).get(resource.name, {}).get("after")
+        if after is not None:
+            state["exposure"] = after
         return state
 
     def observe(self, ctx: HostContext, ids: Sequence[str], resources: Mapping[str, Service]) -> dict[
@@ -147,7 +154,46 @@ class ServicesProvider(Provider[Service]):
         extra = sorted({p for r in resources.values() for p in watched_files(r)})
         result = ctx.transport.run(observe_argv(ids, extra))
         obs = parse_observation(result.out)
-        return {name: service_state(name, obs, resources.get(name)) for name in ids}
+        states = {name: service_state(name, obs, resources.get(name)) for name in ids}
+        self._score_planned_units(ctx, ids, resources, states)
+        return states
+
+    @staticmethod
+    def _score_planned_units(ctx: HostContext, ids: Sequence[str], resources: Mapping[str, Service],
+                             states: dict[str, State | None]) -> None:
+        """The ``systemd-analyze security`` exposure of every unit whose file will change:
+        as loaded now (``exposure`` of the actual state) and as rendered (of the desired
+        state), so the plan shows ``exposure = "5.4 MEDIUM" -> "1.1 OK"``. Units whose file
+        matches cost nothing: a no-op plan runs no extra command."""
+        scores = _exposure(ctx)
+        for name in ids:
+            scores.pop(name, None)
+        planned = {f"{name}.service": render_unit(res) for name, res in resources.items()
+                   if name in ids and (states.get(name) or {}).get("unit") != digest(render_unit(res))}
+        if not planned:
+            return
+        live = [unit for unit in planned if states.get(unit.removesuffix(".service")) is not None]
+        measured = measure(ctx.transport, units=planned, live=live)
+        for unit in planned:
+            name = unit.removesuffix(".service")
+            scores[name] = {"before": measured.before.get(unit), "after": measured.after.get(unit)}
+            state = states.get(name)
+            if state is not None and measured.before.get(unit) is not None:
+                state["exposure"] = measured.before[unit]
+
+    # --- plan display: the unit as a diff, bookkeeping fields in words -----------------
+    text_fields = frozenset({"unit"})
+    internal_fields = {
+        "need_daemon_reload": "systemd has not loaded the unit file on disk yet: a daemon-reload is due",
+        "changed_since_start": "restart: {old} changed after the service started",
+        "drop_ins": "drop-ins change this unit: {old}",
+    }
+
+    def desired_text(self, resource: Service, field_name: str, ctx: HostContext) -> str | None:
+        return render_unit(resource) if field_name == "unit" else None
+
+    def text_path(self, rid: str, field_name: str, actual: State) -> str | None:
+        return f"{UNIT_DIR}/{rid}.service" if field_name == "unit" else None
 
     def unmanaged(self, ctx: HostContext, observed: Mapping[str, State | None]) -> list[str]:
         """Drop-ins (``systemctl edit``) change a managed unit behind the spec's back;
@@ -170,17 +216,29 @@ class ServicesProvider(Provider[Service]):
             result = ctx.transport.run_script(VERIFY_SCRIPT, list(units), stdin=unit_archive(units))
             run.refused.update({name: f"{name}.service was not installed: {why}"
                                 for name, why in parse_verify_output(result.out, units).items()})
+        # Every unit and environment file in one request; the environment goes first: the
+        # new unit may already point at it. A file that fails refuses its own service only.
+        files: list[FileWrite] = []
+        owners: list[str] = []
+        stale_env: list[tuple[str, str]] = []
         for w in writes:
             if w.service.name in run.refused:
                 continue
-            # The environment goes first: the new unit may already point at it.
             if w.remove_env:
-                ctx.transport.run(["rm", "-f", "--", w.service.env_path])
+                stale_env.append((w.service.name, w.service.env_path))
             elif w.env_text is not None:
-                ctx.transport.write_file(w.service.env_path, w.env_text.encode(), mode="0600")
+                files.append(FileWrite(w.service.env_path, w.env_text.encode(), "0600"))
+                owners.append(w.service.name)
             if w.unit_text is not None:
-                ctx.transport.write_file(w.service.unit_path, w.unit_text.encode(), mode="0644")
-            run.rewritten.add(w.service.name)
+                files.append(FileWrite(w.service.unit_path, w.unit_text.encode(), "0644"))
+                owners.append(w.service.name)
+        write_errors = [*zip([n for n, _ in stale_env], ctx.transport.remove([p for _, p in stale_env]),
+                             strict=True),
+                        *zip(owners, ctx.transport.write_files(files), strict=True)]
+        for name, error in write_errors:
+            if error is not None and name not in run.refused:
+                run.refused[name] = f"could not install the unit: {error}"
+        run.rewritten.update(w.service.name for w in writes if w.service.name not in run.refused)
         reload = any(w.unit_text is not None and w.service.name in run.rewritten for w in writes) or any(
             (i.actual or {}).get("need_daemon_reload") for i in live)
         pairs = [arg for i in live if i.change.id not in run.refused
@@ -239,8 +297,16 @@ class ServicesProvider(Provider[Service]):
                    or bool(actual.get("changed_since_start")) or bool(actual.get("need_daemon_reload"))
                    or any(t in ctx.applied for t in self.triggers(service)))
         if restart:
-            self._control(ctx, service, "start", ["systemctl", "restart", "--", service.unit_name])
-            wait_healthy(ctx, service)
+            try:
+                self._control(ctx, service, "start", ["systemctl", "restart", "--", service.unit_name])
+                wait_healthy(ctx, service)
+            except ApplyError as exc:
+                # Name the sandbox directive the journal points at: a program that breaks
+                # under a profile it never asked for should say why.
+                hint = failure_hint(service.hardening, str(exc)) if service.unit is None else ""
+                if not hint:
+                    raise
+                raise ApplyError(f"{exc}\n{hint}") from exc
 
     @staticmethod
     def _control(ctx: HostContext, service: Service, verb: str, argv: list[str]) -> None:
@@ -255,6 +321,14 @@ class ServicesProvider(Provider[Service]):
         if run.reload_after_prune:
             ctx.transport.run(["systemctl", "daemon-reload"])
             run.reload_after_prune = False
+
+
+def _exposure(ctx: HostContext) -> dict[str, dict[str, str | None]]:
+    """Scores measured by the last observe, per service name (kept in ``ctx.scratch``)."""
+    scores = ctx.scratch.get(EXPOSURE_KEY)
+    if not isinstance(scores, dict):
+        scores = ctx.scratch[EXPOSURE_KEY] = {}
+    return scores
 
 
 def _enable_action(name: str, actual: State | None, desired: State | None) -> list[str]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-from .model import Hardening, Limits, Service, unit_reference
+from .hardening import directive_lines
+from .model import Limits, Service, unit_reference
 
 HEADER = ("# Managed by reconciler; do not edit. Changes are overwritten on the next apply.\n"
           "# Source: services:{name} in the reconciler spec.\n")
@@ -44,45 +45,6 @@ def exec_line(exec_: list[str] | str) -> str:
     if isinstance(exec_, str):
         return exec_.strip()  # systemd's own syntax, as the user wrote it
     return " ".join(quote_exec_word(w) for w in exec_)
-
-
-def _yes(value: bool) -> str:
-    return "yes" if value else "no"
-
-
-def _hardening_lines(h: Hardening) -> list[str]:
-    lines = [
-        f"NoNewPrivileges={_yes(h.no_new_privileges)}",
-        f"PrivateTmp={_yes(h.private_tmp)}",
-        f"ProtectSystem={_yes(h.protect_system) if isinstance(h.protect_system, bool) else h.protect_system}",
-        f"ProtectHome={_yes(h.protect_home) if isinstance(h.protect_home, bool) else h.protect_home}",
-        f"PrivateDevices={_yes(h.private_devices)}",
-        f"ProtectKernelTunables={_yes(h.protect_kernel_tunables)}",
-        f"ProtectKernelModules={_yes(h.protect_kernel_modules)}",
-        f"ProtectKernelLogs={_yes(h.protect_kernel_logs)}",
-        f"ProtectControlGroups={_yes(h.protect_control_groups)}",
-        f"ProtectClock={_yes(h.protect_clock)}",
-        f"ProtectHostname={_yes(h.protect_hostname)}",
-        f"RestrictNamespaces={_yes(h.restrict_namespaces)}",
-        f"RestrictRealtime={_yes(h.restrict_realtime)}",
-        f"RestrictSUIDSGID={_yes(h.restrict_suid_sgid)}",
-        f"LockPersonality={_yes(h.lock_personality)}",
-        f"MemoryDenyWriteExecute={_yes(h.memory_deny_write_execute)}",
-    ]
-    if h.read_write_paths:
-        lines.append("ReadWritePaths=" + " ".join(escape_specifiers(p) for p in h.read_write_paths))
-    if h.read_only_paths:
-        lines.append("ReadOnlyPaths=" + " ".join(escape_specifiers(p) for p in h.read_only_paths))
-    if h.capability_bounding_set is not None:
-        lines.append("CapabilityBoundingSet=" + " ".join(h.capability_bounding_set))
-    if h.ambient_capabilities:
-        lines.append("AmbientCapabilities=" + " ".join(h.ambient_capabilities))
-    # One line each: a leading ~ turns a whole line into a deny list, so allow and deny
-    # entries must not share a line.
-    lines += [f"SystemCallFilter={entry}" for entry in h.system_call_filter]
-    if h.restrict_address_families:
-        lines.append("RestrictAddressFamilies=" + " ".join(h.restrict_address_families))
-    return lines
 
 
 def _limit_lines(limits: Limits) -> list[str]:
@@ -128,7 +90,9 @@ def render_unit(service: Service) -> str:
     svc.append(f"Restart={service.restart}")
     if service.restart_sec is not None:
         svc.append(f"RestartSec={service.restart_sec}")
-    svc += ["", "# Sandboxing (hardening:)", *_hardening_lines(service.hardening)]
+    sandbox = directive_lines(service.hardening)
+    if sandbox:
+        svc += ["", f"# Sandboxing (hardening: {service.hardening.profile})", *sandbox]
     limits = _limit_lines(service.limits)
     if limits:
         svc += ["", "# Resource limits (limits:)", *limits]

@@ -29,9 +29,9 @@ class User(Resource):
     system: bool = Field(default=True, description="A system account (uid below 1000, no aging).")
     home: str | None = Field(default=None,
                              description="Home directory (default: /nonexistent for system users).")
-    shell: str = Field(default="/usr/sbin/nologin")
+    shell: str = Field(default="/usr/sbin/nologin", description="Login shell.")
     groups: list[str] = Field(default_factory=list, description="Supplementary groups (must exist).")
-    comment: str = ""
+    comment: str = Field(default="", description="The GECOS field (a full name or what the account is for).")
 
 
 class UsersProvider(Provider[User]):

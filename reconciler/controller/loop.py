@@ -70,7 +70,7 @@ from reconciler.controller.windows import WindowDecision, decide
 from reconciler.diagnostics import Diagnostic, Diagnostics, SourcePos
 from reconciler.provider import ProviderLoadError
 from reconciler.sensitive import REDACTOR
-from reconciler.spec import LoadedSpec, load_spec
+from reconciler.spec import LoadedSpec, load_spec, stack_name_in_repo
 
 log = structlog.get_logger("reconciler.controller")
 
@@ -275,7 +275,8 @@ class Controller:
     def _load_applied(self, sha: str) -> LoadedSpec | None:
         try:
             tree = self.source.checkout(sha)
-            spec, diags = load_spec(str(tree / self.config.path))
+            spec, diags = load_spec(str(tree / self.config.path),
+                                    default_stack=stack_name_in_repo(self.config.repo, self.config.path))
         except (GitSourceError, ProviderLoadError) as exc:
             log.warning("cannot load the applied revision; drift checks wait for the next apply",
                         revision=sha, error=str(exc))
@@ -497,7 +498,8 @@ class Controller:
                 return
         try:
             tree = self.source.checkout(sha)
-            spec, diags = load_spec(str(tree / self.config.path))
+            spec, diags = load_spec(str(tree / self.config.path),
+                                    default_stack=stack_name_in_repo(self.config.repo, self.config.path))
         except GitSourceError as exc:
             self._finish_refused(sha, entry, "checkout", str(exc))
             return

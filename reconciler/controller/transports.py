@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from reconciler.engine import make_transport
+from reconciler.engine import make_transport, transport_key
 from reconciler.errors import LockBusy, TransportError
-from reconciler.spec import HostSpec, LoadedSpec
-from reconciler.transport.base import CommandResult, HostLock, Transport
+from reconciler.spec import LoadedSpec
+from reconciler.transport.base import HostLock, Transport
 
 if TYPE_CHECKING:
     import docker
@@ -48,26 +47,11 @@ class PooledTransport(Transport):
     def description(self) -> str:
         return self.inner.description
 
-    def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = 300,
-            check: bool = True) -> CommandResult:
-        self._count()
+    def _request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+        # Every command, file operation and batch goes through here (Transport.run and
+        # the file methods are built on it), so this is where transient faults are seen.
         try:
-            return self.inner.run(argv, stdin=stdin, timeout=timeout, check=check)
-        except _TRANSIENT as exc:
-            self._fault(exc)
-            raise
-
-    def write_file(self, path: str, data: bytes, *, mode: str = "0644", owner: str = "root",
-                   group: str = "root") -> None:
-        try:
-            self.inner.write_file(path, data, mode=mode, owner=owner, group=group)
-        except _TRANSIENT as exc:
-            self._fault(exc)
-            raise
-
-    def read_file(self, path: str) -> bytes | None:
-        try:
-            return self.inner.read_file(path)
+            return self.inner.send_request(message, timeout)
         except _TRANSIENT as exc:
             self._fault(exc)
             raise
@@ -106,20 +90,16 @@ class PooledTransport(Transport):
         return True
 
 
-def _key(spec: HostSpec) -> tuple[str, str | None, str | None, str]:
-    return (spec.connect, spec.identity_file, spec.known_hosts, spec.host_key)
-
-
 class TransportPool:
     """One pooled transport per host, replaced when the host's connection settings change."""
 
     def __init__(self) -> None:
-        self._pool: dict[str, tuple[tuple[str, str | None, str | None, str], PooledTransport]] = {}
+        self._pool: dict[str, tuple[str, PooledTransport]] = {}
 
     def for_spec(self, spec: LoadedSpec) -> dict[str, PooledTransport]:
         out: dict[str, PooledTransport] = {}
-        for name, host in spec.hosts.items():
-            key = _key(host)
+        for name in spec.hosts:
+            key = transport_key(name, spec)
             current = self._pool.get(name)
             if current is None or current[0] != key:
                 if current is not None:

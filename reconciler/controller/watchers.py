@@ -26,7 +26,7 @@ from typing import Any
 import structlog
 import watchfiles
 
-from reconciler.engine import make_transport
+from reconciler.engine import make_transport, transport_key
 from reconciler.errors import ReconcilerError
 from reconciler.spec import LoadedSpec
 
@@ -207,14 +207,14 @@ class DockerEventsWatcher:
 
     def __init__(self, on_event: Callable[[str, str], None]) -> None:
         self.on_event = on_event
-        self._watchers: dict[str, tuple[tuple[str, str | None, str | None], _HostEvents]] = {}
+        self._watchers: dict[str, tuple[str, _HostEvents]] = {}
 
     def set_spec(self, spec: LoadedSpec) -> None:
-        wanted: dict[str, tuple[str, str | None, str | None]] = {}
+        wanted: dict[str, str] = {}
         for name, host in spec.hosts.items():
             if host.connect == "local" and not Path("/var/run/docker.sock").exists():
                 continue
-            wanted[name] = (host.connect, host.identity_file, host.known_hosts)
+            wanted[name] = transport_key(name, spec)
         for name in list(self._watchers):
             if wanted.get(name) != self._watchers[name][0]:
                 self._watchers.pop(name)[1].stop()

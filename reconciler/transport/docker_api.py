@@ -1,10 +1,13 @@
-"""A Docker SDK client that talks to a host's engine over an existing paramiko connection.
+"""A Docker SDK client that talks to a host's engine over the transport's connection.
 
 docker-py's own ``ssh://`` support opens SSH connections of its own (paramiko, or
 the ``ssh`` binary). To keep ONE connection per host, every HTTP connection of
-this client is a channel on the transport's connection running ``docker system
-dial-stdio``: the docker CLI on the host relays the channel's bytes to the local
-engine socket, so the host needs the docker CLI but no exposed engine port.
+this client is either a stream relayed by the host agent to the engine's socket
+(``docker_client_over_agent``: the agent runs as root, through sudo when the host
+is reached as another user), or, on hosts without the agent, a channel on the
+transport's connection running ``docker system dial-stdio`` (the docker CLI on the
+host relays the channel's bytes to the local engine socket). Either way the host
+needs no exposed engine port.
 
 Channels are kept alive between requests (HTTP keep-alive) in ONE small pool for
 every URL, so a run of many API calls reuses one channel. The pool is capped and
@@ -17,8 +20,11 @@ closing this client never closes it.
 from __future__ import annotations
 
 import queue
+import select
+import socket
 import threading
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
@@ -31,7 +37,11 @@ from docker.transport.basehttpadapter import BaseHTTPAdapter
 
 from reconciler.errors import TransportError
 
+if TYPE_CHECKING:
+    from reconciler.transport.agent import AgentClient
+
 DIAL_STDIO = "docker system dial-stdio"
+DOCKER_SOCKET = "/var/run/docker.sock"
 # API version for the first request only; the engine's own is adopted right after.
 _BOOTSTRAP_API_VERSION = "1.41"
 _BASE_URL = "http+docker://ssh"  # docker-py recognises this prefix for raw-socket access
@@ -41,43 +51,68 @@ _MAX_CHANNELS = 2
 _PROBE_TIMEOUT = 15.0
 
 
-class _DialStdioConnection(urllib3.connection.HTTPConnection):
-    """HTTP over one SSH channel whose remote end is ``docker system dial-stdio``."""
+SocketOpener = Callable[[], Any]
+"""Opens one new socket-like connection to the engine (a paramiko channel or a socket)."""
 
-    def __init__(self, ssh: paramiko.SSHClient, timeout: float) -> None:
+
+class _DialStdioConnection(urllib3.connection.HTTPConnection):
+    """HTTP over one socket-like connection to the engine (see ``SocketOpener``)."""
+
+    def __init__(self, opener: SocketOpener, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
-        self._ssh = ssh
+        self._opener = opener
         self._channel_timeout = timeout
 
     def connect(self) -> None:
-        transport = self._ssh.get_transport()
+        sock = self._opener()
+        sock.settimeout(self._channel_timeout)
+        # A paramiko Channel is socket-like enough for http.client (sendall, makefile, settimeout).
+        self.sock = sock
+
+    def is_stale(self) -> bool:
+        """True when the connection can no longer carry a request (its peer closed).
+        Checked without ``fileno()`` on a paramiko channel: that creates a pipe pair."""
+        sock = self.sock
+        if isinstance(sock, paramiko.Channel):
+            return bool(sock.closed or sock.eof_received)
+        if isinstance(sock, socket.socket):
+            if not getattr(self._opener, "alive", lambda: True)():
+                return True
+            try:
+                readable, _, _ = select.select([sock], [], [], 0)
+                return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+            except (OSError, ValueError):
+                return True
+        return False
+
+
+def _paramiko_opener(ssh: paramiko.SSHClient, timeout: float, prefix: Sequence[str]) -> SocketOpener:
+    command = " ".join([*prefix, DIAL_STDIO])
+
+    def open_channel() -> paramiko.Channel:
+        transport = ssh.get_transport()
         if transport is None or not transport.is_active():
             raise ConnectionError("the SSH connection to the host is closed")
         try:
             channel = transport.open_session(timeout=_PROBE_TIMEOUT)
-            channel.settimeout(self._channel_timeout)
-            channel.exec_command(DIAL_STDIO)
+            channel.settimeout(timeout)
+            channel.exec_command(command)
         except (paramiko.SSHException, EOFError) as exc:
             # An OSError makes urllib3/requests report a ConnectionError like any socket failure.
-            raise ConnectionError(f"cannot open an SSH channel for `{DIAL_STDIO}`: {exc}") from exc
-        # A paramiko Channel is socket-like enough for http.client (sendall, makefile, settimeout).
-        self.sock = channel
+            raise ConnectionError(f"cannot open an SSH channel for `{command}`: {exc}") from exc
+        return channel
 
-    def is_stale(self) -> bool:
-        """True when the channel can no longer carry a request (dial-stdio exited).
-        Checked without ``fileno()``: on a paramiko channel that creates a pipe pair."""
-        channel = self.sock
-        return isinstance(channel, paramiko.Channel) and bool(channel.closed or channel.eof_received)
+    return open_channel
 
 
 class _DialStdioPool(urllib3.connectionpool.HTTPConnectionPool):
-    def __init__(self, ssh: paramiko.SSHClient, timeout: float, maxsize: int) -> None:
+    def __init__(self, opener: SocketOpener, timeout: float, maxsize: int) -> None:
         super().__init__("localhost", timeout=timeout, maxsize=maxsize, block=True)
-        self._ssh = ssh
+        self._opener = opener
         self._channel_timeout = timeout
 
     def _new_conn(self) -> _DialStdioConnection:
-        return _DialStdioConnection(self._ssh, self._channel_timeout)
+        return _DialStdioConnection(self._opener, self._channel_timeout)
 
     def _get_conn(self, timeout: float | None = None) -> Any:
         # urllib3's own liveness check polls the socket's fileno(), which costs a pipe
@@ -99,10 +134,10 @@ class _DialStdioPool(urllib3.connectionpool.HTTPConnectionPool):
 
 
 class _DialStdioAdapter(BaseHTTPAdapter):
-    """A requests adapter handing out one pool of dial-stdio channels on one SSH connection."""
+    """A requests adapter handing out one pool of engine connections on one host connection."""
 
-    def __init__(self, ssh: paramiko.SSHClient, timeout: float) -> None:
-        self._ssh = ssh
+    def __init__(self, opener: SocketOpener, timeout: float) -> None:
+        self._opener = opener
         self.timeout = timeout
         self._pool: _DialStdioPool | None = None
         self._pool_lock = threading.Lock()
@@ -113,7 +148,7 @@ class _DialStdioAdapter(BaseHTTPAdapter):
         # path included, so each endpoint would hold a channel (and a session) of its own.
         with self._pool_lock:
             if self._pool is None:
-                self._pool = _DialStdioPool(self._ssh, self.timeout, _MAX_CHANNELS)
+                self._pool = _DialStdioPool(self._opener, self.timeout, _MAX_CHANNELS)
             return self._pool
 
     def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
@@ -149,18 +184,39 @@ def _engine_problem(ssh: paramiko.SSHClient) -> str:
     return f"`docker version` exited {code}: {text}" if code else f"`docker version` says {text!r}"
 
 
-def docker_client_over_paramiko(client: paramiko.SSHClient, host_name: str,
-                                timeout: float = _DEFAULT_TIMEOUT) -> docker.DockerClient:
-    """A DockerClient whose every request goes over ``client``'s connection.
+def docker_client_over_paramiko(client: paramiko.SSHClient, host_name: str, timeout: float = _DEFAULT_TIMEOUT,
+                                prefix: Sequence[str] = ()) -> docker.DockerClient:
+    """A DockerClient whose every request is a ``dial-stdio`` channel on ``client``'s
+    connection (``prefix``: e.g. ``sudo -n --``). Talks to the engine once, to adopt its
+    API version; raises TransportError with the host's own explanation when the engine
+    cannot be reached."""
+    return _client(_paramiko_opener(client, timeout, prefix), host_name, lambda: _engine_problem(client),
+                   timeout)
 
-    Talks to the engine once, to adopt its API version; raises TransportError with
-    the host's own explanation when the engine cannot be reached.
-    """
+
+def docker_client_over_agent(agent: AgentClient, host_name: str, explain: Callable[[], str],
+                             timeout: float = _DEFAULT_TIMEOUT) -> docker.DockerClient:
+    """A DockerClient whose every connection is a stream the host agent relays to the
+    engine's socket (``DOCKER_SOCKET``)."""
+    def open_stream() -> socket.socket:
+        if not agent.alive:
+            raise ConnectionError("the SSH connection to the host is closed (its host agent is gone)")
+        try:
+            return agent.open_stream(DOCKER_SOCKET)
+        except TransportError as exc:
+            raise ConnectionError(str(exc)) from exc
+
+    open_stream.alive = lambda: agent.alive  # type: ignore[attr-defined]  # read by is_stale
+    return _client(open_stream, host_name, explain, timeout)
+
+
+def _client(opener: SocketOpener, host_name: str, explain: Callable[[], str],
+            timeout: float) -> docker.DockerClient:
     # use_ssh_client=True builds docker-py's shell-out adapter, which connects lazily;
     # it is replaced below before any request, so no ssh process is ever started.
     api = docker.APIClient(base_url="ssh://reconciler", version=_BOOTSTRAP_API_VERSION, timeout=int(timeout),
                            use_ssh_client=True)
-    adapter = _DialStdioAdapter(client, timeout)
+    adapter = _DialStdioAdapter(opener, timeout)
     api.mount(_BASE_URL, adapter)
     # Private attributes the SDK itself sets for its ssh:// adapter (docker/api/client.py);
     # the stubs do not declare them.
@@ -169,8 +225,7 @@ def docker_client_over_paramiko(client: paramiko.SSHClient, host_name: str,
     try:
         api._version = api._retrieve_server_version()  # type: ignore[attr-defined]
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise TransportError(f"cannot reach the Docker engine on {host_name}: {_engine_problem(client)}") \
-            from exc
+        raise TransportError(f"cannot reach the Docker engine on {host_name}: {explain()}") from exc
     docker_client = docker.DockerClient.__new__(docker.DockerClient)
     docker_client.api = api
     return docker_client

@@ -50,7 +50,7 @@ def test_plan_apply_then_nothing_to_do(fresh_host: TestHost, tmp_path: Path) -> 
         assert f"  + {address}\n" in proc.stdout
     assert proc.stdout.rstrip().endswith("Plan: 5 to add, 0 to change, 0 to destroy.")
     assert not exists(host, "/srv/shop") and not exists(host, "/etc/shop-motd")
-    assert not exists(host, "/var/lib/reconciler/inventory.json")
+    assert not exists(host, "/var/lib/reconciler")  # no inventory written by a plan
     plan = plan_json(spec)
     assert {c["action"] for c in changes_by_address(plan).values()} == {"create"}
     assert {c["reason"] for c in changes_by_address(plan).values()} == {"absent"}
@@ -71,9 +71,12 @@ def test_plan_apply_then_nothing_to_do(fresh_host: TestHost, tmp_path: Path) -> 
     digest = host.exec(["sha256sum", "/etc/shop-motd"]).stdout.split()[0]
     assert digest == hashlib.sha256(motd.encode()).hexdigest()
     assert changes_by_address(plan)["files:/etc/shop-motd"]["fields"][0] == {
-        "path": "type", "old": None, "new": "file", "sensitive": False, "known_after_apply": False}
+        "path": "type", "old": None, "new": "file", "sensitive": False, "known_after_apply": False,
+        "diff": None, "internal": False, "explanation": ""}
     assert {"path": "content", "old": None, "new": f"sha256:{digest}", "sensitive": False,
-            "known_after_apply": False} in changes_by_address(plan)["files:/etc/shop-motd"]["fields"]
+            "known_after_apply": False, "internal": False, "explanation": "",
+            "diff": {"kind": "text", "lines": ["@@ -0,0 +1 @@", "+" + motd.rstrip("\n")], "summary": "",
+                     "omitted": 0}} in changes_by_address(plan)["files:/etc/shop-motd"]["fields"]
     # No temporary files are left next to the targets.
     assert host.exec("find / -xdev -name '.reconciler*' -print", check=False).stdout == ""
 

@@ -50,10 +50,17 @@ def many_files_spec(tmp_path: Path, host: TestHost) -> Path:
     return write_spec(tmp_path / "spec", {"web": host}, {"files": files})
 
 
-def waiting_on_host(host: TestHost, seconds: int) -> bool:
-    """A run is queued on the lock: its ``flock -w SECONDS`` is running on the host."""
-    procs = host.exec(["pgrep", "-af", f"flock -w {seconds} {LOCK_FILE}"], check=False).stdout
-    return any(line.split()[1:3] == ["flock", "-w"] for line in procs.splitlines())
+def waiting_on_host(host: TestHost) -> bool:
+    """A run is queued on the lock: a process on the host is blocked in flock(2) on the
+    lock file (a ``->`` line of /proc/locks for its inode; the host agent waits there)."""
+    inode = host.exec(["stat", "-c", "%i", LOCK_FILE], check=False).stdout.strip()
+    if not inode:
+        return False
+    for line in host.exec(["cat", "/proc/locks"]).stdout.splitlines():
+        parts = line.split()
+        if "->" in parts and "FLOCK" in parts and any(p.endswith(f":{inode}") for p in parts):
+            return True
+    return False
 
 
 @pytest.mark.timeout(600)
@@ -74,7 +81,7 @@ def test_second_apply_waits_or_times_out(fresh_host: TestHost, tmp_path: Path) -
         waiting = subprocess.Popen([str(RECONCILE), "apply", str(spec), "--lock-timeout", "300"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
-        while not waiting_on_host(host, 300):
+        while not waiting_on_host(host):
             assert waiting.poll() is None, f"the waiting apply ended early: {waiting.communicate()}"
             assert time.monotonic() < deadline, "the second apply never queued on the lock"
             time.sleep(0.2)

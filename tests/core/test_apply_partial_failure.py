@@ -1,11 +1,11 @@
 """An apply in which some writes fail reports what was applied, what failed (with the
-command's stderr) and what was skipped (dependents, by depends_on, of any kind),
+host's reason) and what was skipped (dependents, by depends_on, of any kind),
 exits 1, leaves the old content of a file whose update failed intact, and leaves no
 ``.reconciler.*`` temporary files behind.
 
 Real failures, no mocks: a file whose parent path is an existing regular file
-(mkdir fails before any temporary file exists), and a file owned by a user that
-does not exist (chown fails after the temporary file was written).
+(refused before any temporary file exists), and a file owned by a user that does
+not exist (refused before the write).
 """
 
 from __future__ import annotations
@@ -52,12 +52,11 @@ def test_failures_are_reported_dependents_skipped_nothing_half_written(fresh_hos
     out = proc.stdout
     assert "✓ web: files:/srv/pf/independent.conf (create)" in out
     assert ("✗ web: files:/srv/pf/blocker/inner.conf (create) FAILED\n"
-            "      `write /srv/pf/blocker/inner.conf` exited 1: mkdir: cannot create directory "
-            "'/srv/pf/blocker': File exists") in out
+            "      parent /srv/pf/blocker is not a directory") in out
     assert ("✗ web: files:/srv/pf/ghost.conf (create) FAILED\n"
-            "      `write /srv/pf/ghost.conf` exited 1: chown: invalid user: 'nosuchuser:root'") in out
+            "      /srv/pf/ghost.conf: unknown user 'nosuchuser'") in out
     assert ("✗ web: files:/srv/pf/existing.conf (update) FAILED\n"
-            "      `write /srv/pf/existing.conf` exited 1: chown: invalid user: 'nosuchuser:root'") in out
+            "      /srv/pf/existing.conf: unknown user 'nosuchuser'") in out
     assert ("- web: files:/srv/pf/after-ghost.conf skipped: depends on files:/srv/pf/ghost.conf, "
             "which failed") in out
     assert ("- web: directories:/srv/pf/needs-inner skipped: depends on files:/srv/pf/blocker/inner.conf, "
@@ -85,7 +84,7 @@ def test_failures_are_reported_dependents_skipped_nothing_half_written(fresh_hos
         "files:/srv/pf/after-ghost.conf": "skipped",
         "directories:/srv/pf/needs-inner": "skipped",
     }
-    assert "chown: invalid user: 'nosuchuser:root'" in outcomes["files:/srv/pf/ghost.conf"]["error"]
+    assert "unknown user 'nosuchuser'" in outcomes["files:/srv/pf/ghost.conf"]["error"]
 
     # Fixing the spec converges, and the host keeps no debris from the failures.
     files, dirs = copy.deepcopy(BROKEN), copy.deepcopy(DIRS)

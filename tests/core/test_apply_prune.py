@@ -112,7 +112,7 @@ def test_adopted_file_with_different_content_is_still_not_pruned(fresh_host: Tes
     spec = write_spec(tmp_path / "spec", {"web": host}, {"files": [{"path": "/etc/lookalike.conf",
                                                                    "content": "managed\n"}]})
     [change] = changes_by_address(plan_json(spec)).values()
-    assert (change["action"], change["reason"]) == ("update", "spec-changed")
+    assert (change["action"], change["reason"]) == ("update", "not-yet-managed")
     reconcile("apply", spec, check_code=0)
     assert cat(host, "/etc/lookalike.conf") == "managed\n"
     write_spec(spec, {"web": host}, {"files": []})

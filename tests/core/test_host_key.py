@@ -62,3 +62,23 @@ def test_changed_key_is_refused_even_with_accept_new(fresh_host: TestHost, tmp_p
         assert (f"Error: host web: ssh://root@127.0.0.1:{host.ssh_port}: host key CHANGED (possible "
                 "man-in-the-middle)") in proc.stdout
     assert len(known.read_text().splitlines()) == 1  # nothing was added
+
+
+@pytest.mark.timeout(300)
+def test_ssh_config_can_only_make_checking_stricter(fresh_host: TestHost, tmp_path: Path) -> None:
+    host = fresh_host
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    # StrictHostKeyChecking yes overrides the spec's accept-new: nothing is recorded.
+    (home / ".ssh" / "config").write_text("Host 127.0.0.1\n    StrictHostKeyChecking yes\n")
+    proc = reconcile("plan", spec_with(tmp_path, host, known, host_key="accept-new"), home=home, check_code=1)
+    assert (f"ssh://root@127.0.0.1:{host.ssh_port}: unknown host key; add it to known_hosts (~/.ssh/config "
+            "sets StrictHostKeyChecking for it, which overrides `host_key: accept-new`)") in proc.stdout
+    assert known.read_text() == ""
+    # StrictHostKeyChecking no does not loosen the spec's default check.
+    (home / ".ssh" / "config").write_text("Host *\n    StrictHostKeyChecking no\n")
+    proc = reconcile("plan", spec_with(tmp_path, host, known), home=home, check_code=1)
+    assert "unknown host key; add it to known_hosts or set `host_key: accept-new` on host web" in proc.stdout
+    assert known.read_text() == ""

@@ -37,7 +37,7 @@ def test_host_option_limits_the_run(host_factory: HostFactory, tmp_path: Path) -
     assert "db" not in proc.stdout
     assert cat(web, "/srv/sel/hello.txt") == "hello web\n"
     assert not exists(db, "/srv/sel")
-    assert not exists(db, "/var/lib/reconciler/inventory.json")
+    assert not exists(db, "/var/lib/reconciler")
 
     # Without --host every host is planned; only db has work left.
     plan = json.loads(reconcile("plan", spec, "--output", "json", check_code=0).stdout)
@@ -65,8 +65,13 @@ def test_unreachable_host_fails_alone(fresh_host: TestHost, tmp_path: Path) -> N
 
     proc = reconcile("apply", spec, check_code=1)
     assert "✓ web: files:/srv/sel/hello.txt (create)" in proc.stdout
-    assert f"✗ dead: ssh://root@127.0.0.1:{port}: cannot connect" in proc.stdout
-    assert "Apply FAILED." in proc.stdout
+    # The error is printed once (with the plan); the result list points at it and the
+    # summary counts the unreachable host as failed.
+    assert proc.stdout.count(f"ssh://root@127.0.0.1:{port}: cannot connect") == 1
+    assert f"Error: {refused}" in proc.stdout
+    assert "✗ dead: not applied (the error is above, in the plan)" in proc.stdout
+    assert "Apply FAILED. 1 applied, 1 failed (including host dead), 0 skipped." in proc.stdout
+    assert "cannot connect" not in proc.stderr  # not a log line too
     assert "Traceback" not in proc.stderr
     assert cat(fresh_host, "/srv/sel/hello.txt") == "hello web\n"
 

@@ -29,9 +29,8 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_the_core_imports_no_provider() -> None:
-    provider_packages = ("providers", "reconciler_providers")
-    offenders = {str(p.relative_to(ROOT)): sorted(m for m in _imports(p)
-                                                   if m.split(".")[0] in provider_packages)
+    kinds = ("providers", "reconciler_providers")
+    offenders = {str(p.relative_to(ROOT)): sorted(m for m in _imports(p) if m.split(".")[0] in kinds)
                  for p in (ROOT / "reconciler").rglob("*.py")}
     assert {k: v for k, v in offenders.items() if v} == {}
 

@@ -15,7 +15,18 @@ from typing import Any
 
 from reconciler.diagnostics import Diagnostic, Severity, SourcePos
 from reconciler.engine import ApplyReport, ChangeOutcome, HostReport, Status
-from reconciler.plan import FORMAT_VERSION, Action, Change, FieldChange, HostPlan, Plan, Reason
+from reconciler.plan import (
+    FORMAT_VERSION,
+    Action,
+    Change,
+    DiffKind,
+    FieldChange,
+    Handover,
+    HostPlan,
+    Plan,
+    Reason,
+    TextDiff,
+)
 from reconciler.sensitive import KNOWN_AFTER_APPLY, REDACTOR, Sensitive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,13 +48,28 @@ def sample_plan() -> Plan:
         Change("web", "secrets", "db_password", Action.REPLACE, (), Reason.REQUESTED),
         Change("web", "directories", "/srv/old", Action.DELETE,
                (FieldChange("mode", "0755", None),), Reason.REMOVED),
+        Change("web", "services", "api", Action.UPDATE, (
+            FieldChange("unit", "sha256:" + "1" * 64, "sha256:" + "2" * 64, diff=TextDiff(
+                DiffKind.TEXT,
+                ("@@ -2,2 +2,2 @@", " [Service]", "-ExecStart=/bin/api", "+ExecStart=/bin/api -v"))),
+            FieldChange("need_daemon_reload", True, False,
+                        internal="systemd has not loaded the unit file on disk yet: a daemon-reload is due"),
+        ), Reason.ADOPT),
+        Change("web", "files", "/srv/data", Action.UPDATE, (
+            FieldChange("type", "directory", "file"),
+            FieldChange("content", None, "sha256:" + "3" * 64,
+                        diff=TextDiff(DiffKind.LARGE, summary="large file: 3.0 MiB, sha256 333333333333")),
+        ), Reason.DRIFT, refused="/srv/data is a directory on the host and the spec wants a file"),
     ]
     return Plan("/srv/specs/prod", "ab" * 32, "a1b2c3d4e5f6", [
         HostPlan("web", changes, unmanaged=["containers:other"], warnings=["files:/etc/x left the spec"],
-                 observed_digest="9c0e4b7d2a61f3e8"),
+                 observed_digest="9c0e4b7d2a61f3e8",
+                 handovers=[Handover("files:/etc/app/shared.conf", "monitoring", "prod"),
+                            Handover("files:/etc/legacy.conf", "", "")]),
         HostPlan("db", error="ssh://root@127.0.0.1:1: cannot connect"),
     ], [Diagnostic("fewer than 16 characters is weak for a generated secret", "secrets[0].length",
-                   SourcePos("prod.yaml", 4, 5), Severity.WARNING, resource="secrets:db_password")])
+                   SourcePos("prod.yaml", 4, 5), Severity.WARNING, resource="secrets:db_password")],
+        stack="prod")
 
 
 def test_plan_json_matches_golden() -> None:
@@ -61,10 +87,21 @@ def test_secret_and_pending_values() -> None:
     web = sample_plan().to_json()["hosts"][0]["changes"]
     pending = web[1]["fields"][0]
     assert pending == {"path": "content", "old": None, "new": "(known after apply)", "sensitive": False,
-                       "known_after_apply": True}
+                       "known_after_apply": True, "diff": None, "internal": False, "explanation": ""}
     secret = web[2]["fields"][0]
     assert secret == {"path": "content", "old": "(sensitive)", "new": "(sensitive)", "sensitive": True,
-                      "known_after_apply": False}
+                      "known_after_apply": False, "diff": None, "internal": False, "explanation": ""}
+
+
+def test_diffs_internal_fields_and_refusals() -> None:
+    web = sample_plan().to_json()["hosts"][0]["changes"]
+    unit, reload = web[5]["fields"]
+    assert unit["diff"] == {"kind": "text", "lines": ["@@ -2,2 +2,2 @@", " [Service]", "-ExecStart=/bin/api",
+                                                      "+ExecStart=/bin/api -v"], "summary": "", "omitted": 0}
+    assert (reload["internal"], reload["explanation"]) == (
+        True, "systemd has not loaded the unit file on disk yet: a daemon-reload is due")
+    assert web[6]["refused"].startswith("/srv/data is a directory on the host")
+    assert web[6]["fields"][1]["diff"]["kind"] == "large"
 
 
 def test_change_round_trips() -> None:

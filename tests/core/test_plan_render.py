@@ -15,7 +15,7 @@ from pathlib import Path
 
 from reconciler.diagnostics import Diagnostic
 from reconciler.engine import ApplyReport, ChangeOutcome, HostReport, Status
-from reconciler.plan import Action, Change, FieldChange, HostPlan, Plan, Reason
+from reconciler.plan import Action, Change, DiffKind, FieldChange, HostPlan, Plan, Reason, TextDiff
 from reconciler.render import render_plan, render_report
 from reconciler.sensitive import KNOWN_AFTER_APPLY, REDACTOR, Sensitive
 
@@ -107,3 +107,57 @@ def test_apply_report_matches_golden() -> None:
     text = render_report(report)
     golden("report.txt", text)
     assert SECRET not in text
+
+
+def diff_plan() -> Plan:
+    unit = TextDiff(DiffKind.TEXT, ("@@ -5,3 +5,4 @@", " [Service]", "-ExecStart=/usr/bin/api",
+                                    "+ExecStart=/usr/bin/api --verbose", "+Environment=MODE=prod",
+                                    " Restart=on-failure"))
+    env = TextDiff(DiffKind.TEXT, ("@@ -1,2 +1,2 @@", "-(1 line of the host's file not shown: the file holds "
+                                   "secrets)", "+DB_HOST=db2", " DB_PASSWORD=(sensitive)"))
+    web = HostPlan("web", changes=[
+        Change("web", "files", "/srv/app/logo.png", Action.UPDATE, (
+            FieldChange("content", "sha256:" + "1" * 64, "sha256:" + "2" * 64,
+                        diff=TextDiff(DiffKind.BINARY, summary="binary, 12 KiB -> 14 KiB")),), Reason.DRIFT),
+        Change("web", "files", "/srv/app/.env", Action.UPDATE, (
+            FieldChange("content", Sensitive("sha256:" + "3" * 64), Sensitive("sha256:" + "4" * 64),
+                        diff=env),),
+            Reason.SPEC_CHANGED),
+        Change("web", "files", "/srv/app/motd", Action.CREATE, (
+            FieldChange("type", None, "file"),
+            FieldChange("content", None, "sha256:" + "5" * 64,
+                        diff=TextDiff(DiffKind.TEXT, ("@@ -0,0 +1,2 @@", "+hello", "+world"))),
+            FieldChange("mode", None, "0644")), Reason.ABSENT),
+        Change("web", "files", "/srv/app/data", Action.UPDATE, (
+            FieldChange("type", "directory", "file"),), Reason.ADOPT,
+            refused="/srv/app/data is a directory on the host and the spec wants a file; the reconciler "
+                    "never replaces a directory with a file (move it away by hand, then apply)"),
+        Change("web", "services", "api", Action.UPDATE, (
+            FieldChange("unit", "sha256:" + "6" * 64, "sha256:" + "7" * 64, diff=unit),
+            FieldChange("need_daemon_reload", True, False,
+                        internal="systemd has not loaded the unit file on disk yet: a daemon-reload is due"),
+            FieldChange("changed_since_start", ["/srv/app/.env"], [],
+                        internal="restart: /srv/app/.env changed after the service started")), Reason.DRIFT),
+        Change("web", "services", "worker", Action.CREATE, (
+            FieldChange("unit", None, "sha256:" + "8" * 64,
+                        diff=TextDiff(DiffKind.TEXT, ("@@ -0,0 +1 @@", "+[Unit]"), omitted=41)),
+            FieldChange("need_daemon_reload", None, False, internal="a daemon-reload is due")),
+            Reason.ABSENT),
+    ])
+    return Plan("/specs/prod", "d" * 64, "abc123", [web])
+
+
+def test_text_fields_show_as_diffs() -> None:
+    text = render_plan(diff_plan())
+    golden("plan-diffs.txt", text)
+    assert "need_daemon_reload" not in text and "changed_since_start" not in text
+    assert "      · restart: /srv/app/.env changed after the service started" in text.splitlines()
+    assert "  ! files:/srv/app/data" in text.splitlines()
+    assert text.splitlines()[-1].startswith("1 of these changes cannot be applied")
+
+
+def test_diff_lines_are_coloured_on_a_terminal() -> None:
+    text = render_plan(diff_plan(), color=True)
+    assert "\033[32m+ExecStart=/usr/bin/api --verbose\033[0m" in text
+    assert "\033[31m-ExecStart=/usr/bin/api\033[0m" in text
+    assert "\033[36m@@ -5,3 +5,4 @@\033[0m" in text

@@ -1,7 +1,8 @@
 """The Docker client rides the run's one SSH connection: during a run that observes,
 creates and verifies containers, this process holds exactly one TCP connection to the
-host's SSH port, starts no ``ssh`` process, and the host relays the API through
-``docker system dial-stdio`` under sshd, on one reused channel."""
+host's SSH port, starts no ``ssh`` process, and on the host the API is relayed by the
+one host agent under sshd (its unix socket connected to the engine's), with no
+``docker system dial-stdio`` and no other channel."""
 
 from __future__ import annotations
 
@@ -18,6 +19,16 @@ from testbed.util import wait_until
 from tests.kinds.containers.support import write_spec
 
 ESTABLISHED = "01"
+AGENT_MARK = "RECONCILER-AGENT-BOOT"
+
+
+def engine_peers(host: TestHost, pid: int) -> list[str]:
+    """Unix sockets of process ``pid`` whose peer is the Docker engine's listening socket
+    (``ss -xpn``: the engine's side of each connection shows the socket path)."""
+    rows = [line.split() for line in host.exec(["ss", "-xpn"]).stdout.splitlines()[1:]]
+    mine = {r[5]: r[7] for r in rows if len(r) >= 9 and f"pid={pid}," in r[8]}  # local inode -> peer
+    engine = {r[5] for r in rows if len(r) >= 8 and r[4].endswith("/docker.sock")}
+    return [inode for inode, peer in mine.items() if peer in engine]
 
 
 def established_to(port: int) -> list[int]:
@@ -82,11 +93,11 @@ def test_docker_api_goes_over_the_existing_ssh_connection(fresh_host: TestHost, 
         assert len(connections) == 1, f"expected one SSH connection, found {len(connections)}"
         assert set(connections) <= my_socket_inodes(), "and it is this process's own"
         assert "ssh" not in my_child_commands(), "no ssh binary was started for Docker"
-        relays = host.exec("pgrep -a -P \"$(pgrep -d, sshd)\" -f 'docker system dial-stdio'", check=False)
-        assert "docker system dial-stdio" in relays.stdout, "the API is relayed by dial-stdio under sshd"
-        # Dozens of API requests, one channel: kept alive and reused (sshd allows only
-        # MaxSessions, default 10, channels per connection).
-        assert len(relays.stdout.splitlines()) == 1, relays.stdout
+        relays = host.exec("pgrep -a -f 'docker system dial-stdio'", check=False)
+        assert relays.stdout == "", "no dial-stdio: the agent relays the API"
+        agents = host.exec(f"pgrep -P \"$(pgrep -d, sshd)\" -f {AGENT_MARK}", check=False).stdout.split()
+        assert len(agents) == 1, f"one host agent under sshd, found {agents}"
+        assert engine_peers(host, int(agents[0])), "the agent holds a connection to the engine's socket"
         # Everything the run did to containers happened on that connection.
         running = host.exec(["docker", "ps", "--format", "{{.Names}}"]).stdout.split()
         assert sorted(running) == ["worker-0", "worker-1", "worker-2"]

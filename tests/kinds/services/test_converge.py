@@ -55,9 +55,10 @@ def test_service_converges_and_second_plan_is_empty(fresh_host: TestHost, tmp_pa
     unit = fresh_host.exec("cat /etc/systemd/system/hello.service").stdout
     assert unit.startswith("# Managed by reconciler; do not edit.")
     # Limits and sandboxing are in force, not just written down.
-    props = show(fresh_host, "hello", "MemoryMax", "LimitNOFILE", "ProtectSystem", "NoNewPrivileges")
-    assert props == {"MemoryMax": str(128 << 20), "LimitNOFILE": "4096", "ProtectSystem": "full",
-                     "NoNewPrivileges": "yes"}
+    props = show(fresh_host, "hello", "MemoryMax", "LimitNOFILE", "ProtectSystem", "NoNewPrivileges",
+                 "PrivateUsers", "CapabilityBoundingSet")
+    assert props == {"MemoryMax": str(128 << 20), "LimitNOFILE": "4096", "ProtectSystem": "strict",
+                     "NoNewPrivileges": "yes", "PrivateUsers": "yes", "CapabilityBoundingSet": ""}
     # The environment is in a root-only file and reaches the process.
     assert fresh_host.exec("stat -c '%a %U' /etc/reconciler/services/hello.env").stdout.strip() == "600 root"
     pid = show(fresh_host, "hello", "MainPID")["MainPID"]

@@ -28,7 +28,7 @@ def load_service(name: str) -> Service:
     return Service.model_validate(yaml.safe_load((FIXTURES / f"render-{name}.yaml").read_text()))
 
 
-@pytest.mark.parametrize("name", ["minimal", "full", "raw"])
+@pytest.mark.parametrize("name", ["minimal", "full", "raw", "basic"])
 def test_unit_text_matches_golden(name: str) -> None:
     assert render_unit(load_service(name)) == (FIXTURES / f"render-{name}.service").read_text()
 

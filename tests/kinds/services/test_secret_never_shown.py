@@ -62,7 +62,8 @@ def test_secret_in_environment_is_never_shown(fresh_host: TestHost, tmp_path: Pa
     [change] = plan["hosts"][0]["changes"]
     token_field = next(f for f in change["fields"] if f["path"] == "environment.API_TOKEN")
     assert token_field == {"path": "environment.API_TOKEN", "old": "(sensitive)", "new": "(sensitive)",
-                           "sensitive": True, "known_after_apply": False}
+                           "sensitive": True, "known_after_apply": False, "diff": None, "internal": False,
+                           "explanation": ""}
     outputs.append(json.dumps(plan))
     for args in (("plan", str(spec_dir), "-v"), ("apply", str(spec_dir), "-v", "--log-format", "json")):
         proc = reconcile(*args)

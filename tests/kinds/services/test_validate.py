@@ -59,6 +59,16 @@ def test_a_good_service_is_valid(tmp_path: Path) -> None:
     ({"name": "web", "exec": ["/bin/true"],
       "hardening": {"restrict_address_families": ["AF_UNIX", "~AF_INET"]}},
      "services[0].hardening.restrict_address_families[1]: only the first entry may start with ~"),
+    ({"name": "web", "exec": ["/bin/true"], "hardening": "paranoid"},
+     "services[0].hardening.profile: expected one of strict, basic, none"),
+    ({"name": "web", "exec": ["/bin/true"], "hardening": {"umask": "027x"}},
+     'services[0].hardening.umask: expected an octal mask such as "0027"'),
+    ({"name": "web", "exec": ["/bin/true"],
+      "hardening": {"capability_bounding_set": [], "ambient_capabilities": ["CAP_NET_BIND_SERVICE"]}},
+     "services[0].hardening.ambient_capabilities[0]: CAP_NET_BIND_SERVICE is not in "
+     "hardening.capability_bounding_set"),
+    ({"name": "web", "exec": ["/bin/true"], "hardening": {"ip_address_allow": ["127.0.0.1 ; x"]}},
+     "services[0].hardening.ip_address_allow[0]: '127.0.0.1 ; x' is not an address"),
 ])
 def test_mistakes_are_reported_with_their_path(tmp_path: Path, service: dict[str, Any],
                                                expected: str) -> None:
