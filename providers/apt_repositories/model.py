@@ -41,7 +41,8 @@ class AptRepository(Resource):
     key_file: str | None = Field(default=None, description=(
         "The signing key as a file of the spec's repository, relative to the spec file."))
     keyring: str | None = Field(default=None, description="A keyring file already on the host.")
-    state: Literal["present", "absent"] = "present"
+    state: Literal["present", "absent"] = Field(default="present", description=(
+        "absent: delete the file (only one the reconciler wrote)."))
 
 
 def validate_repository(r: AptRepository) -> list[Issue]:

@@ -30,7 +30,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from reconciler.inventory import INVENTORY_DIR
+from reconciler.inventory import STATE_DIR as INVENTORY_DIR
 
 UPDATE_STAMP = f"{INVENTORY_DIR}/apt-update.stamp"
 PERIODIC_STAMP = "/var/lib/apt/periodic/update-success-stamp"
