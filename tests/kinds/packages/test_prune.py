@@ -30,13 +30,12 @@ def test_only_owned_packages_marked_prune_are_removed(bare_host: TestHost, tmp_p
     host = bare_host
     with served_repo(host, tmp_path / "repo", {HELLO: "1.0", APP: "1.0", KEPT: "1.0"}) as (repo, url):
         repos = [repository(url, repo.public_key)]
-        # KEPT is on the host before the reconciler manages it (an operator installed it).
-        write_spec(tmp_path / "pre", host, apt_repositories=repos, packages=[{"name": KEPT}])
-        apply_ok(tmp_path / "pre")
-        (tmp_path / "pre" / "resources.yaml").unlink()
-        host.exec("rm /var/lib/reconciler/inventory.json")  # ... so it is not ours
+        spec = write_spec(tmp_path / "spec", host, apt_repositories=repos)
+        apply_ok(spec)
+        # KEPT is on the host before the reconciler manages it: an operator installed it.
+        host.exec(f"apt-get install -y -q {KEPT}", timeout=300)
 
-        spec = write_spec(tmp_path / "spec", host, apt_repositories=repos, packages=[
+        write_spec(tmp_path / "spec", host, apt_repositories=repos, packages=[
             {"name": HELLO}, {"name": APP, "prune": True}, {"name": KEPT, "prune": True}])
         apply_ok(spec)
         assert {installed_version(host, n) for n in (HELLO, APP, KEPT)} == {"1.0"}
