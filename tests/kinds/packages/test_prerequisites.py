@@ -42,6 +42,7 @@ def test_missing_prerequisite_is_a_plan_error_and_a_declared_one_goes_first(bare
     order = [(c["address"], c["action"], c["reason"]) for c in changes(plan)]
     assert order == [("packages:nginx", "create", "absent"),
                      ("files:/etc/nginx/sites-enabled/default", "update", "triggered"),
+                     ("nginx:host", "create", "absent"),  # nginx's host-wide settings, implied by sites
                      ("nginx_sites:hello", "create", "absent")], order
     [recheck] = [c for c in changes(plan) if c["address"].startswith("files:")]
     assert recheck["note"] == "checked again after packages:nginx is created, which may change it"
