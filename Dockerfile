@@ -11,16 +11,31 @@
 #
 #   docker build --build-arg BASE=my-bookworm-python:latest -t reconciler .
 #
-# Running it: the controller manages hosts over SSH (mount a key and known_hosts) or,
-# with the Docker socket mounted, the engine of the machine it runs on. Mount a state
-# directory to keep history and status across restarts:
+# It runs as the unprivileged user `reconciler` (uid and gid 10001): managing hosts
+# over SSH needs no privilege here. Mount a key and known_hosts readable by uid 10001,
+# and a state directory owned by it to keep history and status across restarts:
 #
+#   install -d -o 10001 -g 10001 -m 0700 /srv/reconciler/state
 #   docker run -d --name reconciler \
 #     -v /srv/reconciler/state:/var/lib/reconciler/controller \
 #     -v /srv/reconciler/controller.yaml:/etc/reconciler/controller.yaml:ro \
-#     -v /srv/reconciler/id_ed25519:/root/.ssh/id_ed25519:ro \
-#     -v /srv/reconciler/known_hosts:/root/.ssh/known_hosts:ro \
-#     -p 127.0.0.1:9109:9109 reconciler
+#     -v /srv/reconciler/id_ed25519:/home/reconciler/.ssh/id_ed25519:ro \
+#     -v /srv/reconciler/known_hosts:/home/reconciler/.ssh/known_hosts:ro \
+#     reconciler
+#
+# Root is needed only when the controller manages the machine it runs on: with the
+# Docker socket mounted (root:docker 0660: `--user root`, or `--group-add` the socket's
+# group when only containers are managed) or with `connect: local` (it writes /etc,
+# runs systemctl and nft: `--user root`, with the host's file system and namespaces).
+# A repository mounted from the machine (rather than fetched from a URL) must be owned
+# by uid 10001, or trusted in a mounted /home/reconciler/.gitconfig (`[safe]`
+# `directory = /repo/.git`): git refuses to read repositories owned by another user.
+#
+# The HTTP endpoint (/healthz, /metrics, /status, /hooks/git) listens on the
+# container's own loopback, as everywhere, unless told otherwise. To reach it from the
+# machine, listen on all the container's interfaces and publish to the machine's
+# loopback only:  ... -p 127.0.0.1:9109:9109 reconciler watch --config
+# /etc/reconciler/controller.yaml --listen 0.0.0.0:9109
 
 ARG BASE=python:3.11-slim
 FROM ${BASE}
@@ -38,14 +53,20 @@ RUN python3 -m venv /opt/reconciler \
     && rm -rf /tmp/wheelhouse \
     && /opt/reconciler/bin/reconcile --version
 
+RUN groupadd --system --gid 10001 reconciler \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /home/reconciler --create-home \
+        --shell /usr/sbin/nologin reconciler \
+    && install -d -o reconciler -g reconciler -m 0700 /home/reconciler/.ssh /var/lib/reconciler/controller
+
 ENV PATH=/opt/reconciler/bin:$PATH \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    HOME=/home/reconciler
+USER reconciler
+WORKDIR /home/reconciler
 VOLUME ["/var/lib/reconciler/controller"]
 EXPOSE 9109
 HEALTHCHECK --interval=30s --timeout=10s \
     CMD python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9109/healthz', timeout=5)"
 
 ENTRYPOINT ["reconcile"]
-# Inside a container, loopback is the container's own: listen on all its interfaces and
-# publish the port to the machine's loopback (-p 127.0.0.1:9109:9109).
-CMD ["watch", "--config", "/etc/reconciler/controller.yaml", "--listen", "0.0.0.0:9109", "--log-format", "json"]
+CMD ["watch", "--config", "/etc/reconciler/controller.yaml", "--log-format", "json"]

@@ -65,22 +65,46 @@ class Diagnostic:
         }
 
 
+MAX_DIAGNOSTICS = 500
+"""Most diagnostics one collection keeps: a 100,000-item list of wrong types must not
+become 100,000 lines (and their memory). Past it, one last error says how many were left out."""
+MAX_MESSAGE_CHARS = 1000
+"""Longest message kept; a spec value quoted in one must not make it megabytes long."""
+
+
 @dataclass
 class Diagnostics:
-    """An ordered collection of diagnostics that stages append to."""
+    """An ordered collection of diagnostics that stages append to (at most ``MAX_DIAGNOSTICS``)."""
 
     items: list[Diagnostic] = field(default_factory=list)
+    left_out: int = 0
+
+    def _add(self, diagnostic: Diagnostic) -> None:
+        if len(diagnostic.message) > MAX_MESSAGE_CHARS:
+            diagnostic = Diagnostic(diagnostic.message[:MAX_MESSAGE_CHARS] + "...", diagnostic.field_path,
+                                    diagnostic.pos, diagnostic.severity, diagnostic.hint, diagnostic.resource)
+        if len(self.items) < MAX_DIAGNOSTICS:
+            self.items.append(diagnostic)
+            return
+        self.left_out += 1
+        note = Diagnostic(f"{self.left_out} more diagnostic(s) left out; "
+                          f"the first {MAX_DIAGNOSTICS} are shown")
+        if self.left_out == 1:
+            self.items.append(note)
+        else:
+            self.items[-1] = note
 
     def error(self, message: str, *, field_path: str = "", pos: SourcePos | None = None,
               hint: str = "", resource: str = "") -> None:
-        self.items.append(Diagnostic(message, field_path, pos, Severity.ERROR, hint, resource))
+        self._add(Diagnostic(message, field_path, pos, Severity.ERROR, hint, resource))
 
     def warning(self, message: str, *, field_path: str = "", pos: SourcePos | None = None,
                 hint: str = "", resource: str = "") -> None:
-        self.items.append(Diagnostic(message, field_path, pos, Severity.WARNING, hint, resource))
+        self._add(Diagnostic(message, field_path, pos, Severity.WARNING, hint, resource))
 
     def extend(self, other: Sequence[Diagnostic]) -> None:
-        self.items.extend(other)
+        for diagnostic in other:
+            self._add(diagnostic)
 
     @property
     def errors(self) -> list[Diagnostic]:

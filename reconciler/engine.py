@@ -4,6 +4,11 @@ Hosts are worked on in parallel, one transport (one SSH connection) each. Per
 host, each provider observes all of its resources in one batch. Plan and apply
 share the same observe/desired/compare calls; apply then re-observes what it
 changed and treats a resource that still differs as a failure.
+
+A host whose resources reference another host's published values
+(``${published:HOST/KIND:ID/FIELD}``) waits for that host: in a plan until it is
+observed, in an apply until it is applied (so a key generated there is known).
+A referenced host outside ``--host`` is observed read-only, never changed.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import structlog
 
 from reconciler.annotate import annotate
 from reconciler.errors import CommandFailed, LockBusy, ReconcilerError, TransportError
-from reconciler.interpolate import references, walk_strings
+from reconciler.interpolate import PublishedRef, parse_published, references, walk_strings
 from reconciler.inventory import LEGACY, Inventory
 from reconciler.plan import Action, Change, FieldChange, Handover, HostPlan, Plan, Reason
 from reconciler.provider import ApplyItem, HostContext, Provider, Resource, State
@@ -41,6 +46,28 @@ __all__ = ["ApplyReport", "ChangeOutcome", "Engine", "HostReport", "RunOptions",
 
 
 ProgressFn = Callable[[str, int, int, Change, Status | None], None]
+
+
+HOST_WAIT_SECONDS = 1800.0
+"""How long a host waits for another host whose published values it references."""
+
+
+def published_refs(spec: LoadedSpec, host: str) -> list[PublishedRef]:
+    """The ``${published:...}`` references in the resources of ``host``."""
+    found: list[PublishedRef] = []
+    for e in spec.entries_for(host):
+        for _path, text in walk_strings(e.resource.model_dump(mode="python")):
+            for ref in references(text):
+                parsed = parse_published(ref.name) if ref.kind == "published" else None
+                if parsed is not None:
+                    found.append(parsed)
+    return found
+
+
+def host_dependencies(spec: LoadedSpec) -> dict[str, set[str]]:
+    """Host -> the other hosts whose published values its resources reference."""
+    return {h: {r.host for r in published_refs(spec, h) if r.host != h and r.host in spec.hosts}
+            for h in spec.hosts}
 
 
 @dataclass
@@ -782,6 +809,61 @@ class Engine:
         self.options = options or RunOptions()
         self._transports: dict[str, Transport] = dict(transports or {})
         self.sessions: dict[str, HostSession] = {}
+        self._host_deps = host_dependencies(spec)
+        self._observed: dict[str, threading.Event] = {}
+        self._applied: dict[str, threading.Event] = {}
+        self._side: dict[str, HostSession] = {}  # referenced hosts outside the run, observed only
+        self._side_lock = threading.Lock()
+        self._applying = False
+
+    def _lookup_published(self, asking: str, ref: PublishedRef) -> str | None:
+        """A published value for a resource of host ``asking`` (see the module docstring)."""
+        provider = self.spec.providers.get(ref.kind)
+        if provider is None or ref.field not in provider.published_fields or ref.host not in self.spec.hosts:
+            return None
+        session = self._session_of(asking, ref.host)
+        if session is None:
+            return None
+        state = session.observed.get(ref.kind, {}).get(ref.id)
+        return provider.published(ref.id, state).get(ref.field)
+
+    def _session_of(self, asking: str, host: str) -> HostSession | None:
+        if host != asking:
+            events = self._applied if self._applying else self._observed
+            event = events.get(host)
+            if event is not None and not event.wait(HOST_WAIT_SECONDS):
+                log.warning("gave up waiting for a referenced host", host=asking, referenced=host)
+                return None
+        if host in self.sessions:
+            return self.sessions[host]
+        with self._side_lock:
+            if host not in self._side:
+                side = HostSession(host, self.spec, self.transport(host), self.options)
+                try:
+                    side.observe()
+                except (TransportError, CommandFailed, ReconcilerError) as exc:
+                    log.error("cannot observe a referenced host", host=asking, referenced=host,
+                              error=_explain(exc))
+                self._side[host] = side
+            return self._side[host]
+
+    def _dependency_order(self, names: list[str]) -> list[str]:
+        """Referenced hosts first, so waiting hosts never hold every worker."""
+        out: list[str] = []
+        visiting: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in out or name in visiting:
+                return
+            visiting.add(name)
+            for dep in sorted(self._host_deps.get(name, ())):
+                if dep in names:
+                    visit(dep)
+            out.append(name)
+
+        for name in names:
+            visit(name)
+        return out
 
     def host_names(self) -> list[str]:
         names = list(self.spec.hosts)
@@ -820,13 +902,23 @@ class Engine:
         plan = Plan(os.path.abspath(self.spec.path), self.spec.digest, self.options.revision,
                     diagnostics=list(self.spec.warnings), stack=self.spec.stack)
 
+        names = self._dependency_order(self.host_names())
+        self._applying = False
+        self._side.clear()  # a long-lived engine (the controller's) must not reuse old observations
+        for name in names:
+            self._observed[name] = threading.Event()
+
         def plan_host(name: str) -> HostPlan:
             session = HostSession(name, self.spec, self.transport(name), self.options)
+            session.ctx.published = functools.partial(self._lookup_published, name)
             self.sessions[name] = session
             try:
                 if lock:
                     session.lock = session.transport.lock(self.options.lock_wait)
-                session.observe()
+                try:
+                    session.observe()
+                finally:
+                    self._observed[name].set()
                 return session.compute_plan()
             except (TransportError, CommandFailed, LockBusy, ReconcilerError) as exc:
                 session.plan.error = _explain(exc)
@@ -841,25 +933,34 @@ class Engine:
                 log.debug("plan failed", host=name, exc_info=True)
                 return session.plan
 
-        plan.hosts = self._each_host(plan_host, self.host_names())
+        planned = dict(zip(names, self._each_host(plan_host, names), strict=True))
+        plan.hosts = [planned[n] for n in self.host_names()]
         return plan
 
     def apply(self) -> ApplyReport:
         """Apply what ``plan`` found. Hosts whose planning failed are reported, not touched."""
+        names = self._dependency_order([n for n in self.host_names() if n in self.sessions])
+        for name in names:
+            self._applied[name] = threading.Event()
+        self._applying = True
+
         def apply_host(name: str) -> HostReport:
             session = self.sessions[name]
             report = HostReport(name)
-            if session.plan.error:
-                report.error = session.plan.error
-                return report
             try:
+                if session.plan.error:
+                    report.error = session.plan.error
+                    return report
                 session.apply(report)
             except (TransportError, ReconcilerError) as exc:
                 report.error = _explain(exc)
                 report.transient = is_transient(exc)
+            finally:
+                self._applied[name].set()
             return report
 
-        return ApplyReport(self._each_host(apply_host, [n for n in self.host_names() if n in self.sessions]))
+        applied = dict(zip(names, self._each_host(apply_host, names), strict=True))
+        return ApplyReport([applied[n] for n in self.host_names() if n in applied])
 
     def close(self) -> None:
         for session in self.sessions.values():

@@ -10,11 +10,11 @@ from typing import Any, TextIO, cast
 
 import structlog
 
-from reconciler.sensitive import REDACTOR
+from reconciler.sensitive import scrub_data
 
 
 def _scrub(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
-    scrubbed: dict[str, Any] = REDACTOR.scrub_any(dict(event))
+    scrubbed: dict[str, Any] = scrub_data(dict(event))
     return scrubbed
 
 
@@ -59,8 +59,9 @@ def configure(*, fmt: str = "auto", verbose: int = 0, hidden_events: frozenset[s
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _scrub,
+            # Tracebacks become text first, so the scrubber sees them too.
             structlog.processors.format_exc_info,
+            _scrub,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

@@ -3,10 +3,11 @@
 A provider MUST define ``kind``, ``model``, ``resource_id``, ``desired``,
 ``observe`` and ``apply``; it MAY override ``validate``, ``requires``,
 ``prerequisites``, ``compare``, ``action_for``, ``begin``, ``finish``,
-``unmanaged``, ``secret_values``, ``release_reason`` and ``refusal``, and declare
-``text_fields`` (with ``desired_text`` and ``text_path``) and ``internal_fields``
-so plans show texts as diffs and bookkeeping fields in words. Providers return
-data and raise ``ApplyError`` / ``CommandFailed``; they never print.
+``unmanaged``, ``secret_values``, ``release_reason``, ``published`` (with
+``published_fields``) and ``refusal``, and declare ``text_fields`` (with
+``desired_text`` and ``text_path``) and ``internal_fields`` so plans show texts
+as diffs and bookkeeping fields in words. Providers return data and raise
+``ApplyError`` / ``CommandFailed``; they never print.
 
 The engine calls, per host:
 1. ``observe(ctx, ids)`` for every id in the spec and every id other kinds name as
@@ -44,9 +45,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from reconciler.diagnostics import SourcePos
 from reconciler.diffing import diff_states
 from reconciler.errors import ReconcilerError
-from reconciler.interpolate import reveal
+from reconciler.interpolate import PublishedLookup, reveal
 from reconciler.plan import Action, Change, FieldChange
 from reconciler.sensitive import KnownAfterApply, Sensitive
 from reconciler.transport.base import Transport
@@ -71,12 +73,60 @@ class Resource(BaseModel):
     # Where the resource was declared, so a provider can resolve template paths
     # relative to its spec file. Private: not part of the schema.
     _source_file: str | None = PrivateAttr(default=None)
+    # The directory files named in the spec must stay inside (see reconciler.specfiles).
+    _spec_root: str | None = PrivateAttr(default=None)
+    # Positions of the resource's own fields, keyed by the path inside the resource
+    # (``()`` is the resource itself), so a provider can point an error at a spec line.
+    _positions: dict[tuple[str | int, ...], SourcePos] = PrivateAttr(default_factory=dict)
 
     @property
     def source_dir(self) -> str:
         import os
 
         return os.path.dirname(self._source_file) if self._source_file else os.getcwd()
+
+    def read_spec_file(self, name: str, *, what: str = "file") -> str:
+        """The UTF-8 text of a file this resource names (relative to its spec file),
+        which must resolve, symlinks included, inside the spec root. Raises
+        ``SpecFileError`` (a ``ReconcilerError``) otherwise; the message never holds
+        the file's content. A provider MUST read every spec-named local file this way."""
+        from pathlib import Path
+
+        from reconciler.specfiles import find_spec_root, read_spec_text
+
+        root = Path(self._spec_root) if self._spec_root else find_spec_root(self.source_dir)
+        return read_spec_text(root, Path(self.source_dir), name, what=what)
+
+    def position(self, *path: str | int) -> SourcePos | None:
+        """Where the spec wrote ``path`` inside this resource (the nearest enclosing
+        field that has a position), or None when the resource was not loaded from a file."""
+        while True:
+            if path in self._positions:
+                return self._positions[path]
+            if not path:
+                return None
+            path = path[:-1]
+
+    def spec_location(self, *path: str | int) -> str | None:
+        """``file:line:col`` of ``path`` inside this resource as an operator finds it:
+        the file relative to the spec root (the repository), or None when unknown."""
+        import os
+
+        pos = self.position(*path)
+        if pos is None:
+            return None
+        shown = pos.file
+        if self._spec_root:
+            absolute = os.path.abspath(pos.file)
+            if absolute.startswith(self._spec_root.rstrip(os.sep) + os.sep):
+                shown = os.path.relpath(absolute, self._spec_root)
+        return f"{shown}:{pos.line}:{pos.column}"
+
+    def copy_private_from(self, other: Resource) -> None:
+        """Keep where ``other`` came from (a copy made with substituted values)."""
+        self._source_file = other._source_file
+        self._spec_root = other._spec_root
+        self._positions = other._positions
 
 
 R = TypeVar("R", bound=Resource)
@@ -109,10 +159,13 @@ class HostContext:
     # File work queued by ``apply`` and sent by the engine as one request after the
     # run's last ``apply``, before ``finish`` (see reconciler.writebatch).
     writes: WriteBatch = field(default_factory=WriteBatch)
+    # Resolves ${published:HOST/KIND:ID/FIELD}; the engine sets it (None: such values
+    # are known after apply).
+    published: PublishedLookup | None = None
 
     def reveal(self, text: str) -> str | Sensitive | KnownAfterApply:
-        """Resolve ``${secret:NAME}`` in text; see interpolate.reveal."""
-        return reveal(text, self.secrets.get)
+        """Resolve ``${secret:NAME}`` and ``${published:...}`` in text; see interpolate.reveal."""
+        return reveal(text, self.secrets.get, self.published)
 
 
 @dataclass
@@ -153,6 +206,10 @@ class Provider(Generic[R]):
     """Bookkeeping fields of the state that the user does not write (a pending
     daemon-reload), mapped to what a change of one means in the user's words;
     ``{old}`` stands for the observed value. Plans show the words, not the field."""
+    published_fields: ClassVar[frozenset[str]] = frozenset()
+    """Fields other resources may reference as ``${published:HOST/KIND:ID/FIELD}``
+    (``published`` returns their values). Public values only, never secrets: they are
+    written into other hosts' files and shown in plans."""
 
     # --- identity and offline validation -------------------------------------------
     def resource_id(self, resource: R) -> str:
@@ -215,6 +272,11 @@ class Provider(Generic[R]):
         if self.prunable:
             return None
         return f"{self.kind} are never deleted automatically, so it is released and left in place"
+
+    def published(self, rid: str, state: State | None) -> dict[str, str]:
+        """The ``published_fields`` of one observed resource that exist (``state`` as
+        ``observe`` returned it; None when absent)."""
+        return {}
 
     def secret_values(self, observed: Mapping[str, State | None]) -> dict[str, Sensitive]:
         """For providers with ``provides_secrets``: secret name -> value, from observed state."""

@@ -9,8 +9,10 @@ that reaches a log line or an error message.
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
+from urllib.parse import unquote
 
 REDACTED = "(sensitive)"
 
@@ -97,6 +99,58 @@ class Redactor:
 
 
 REDACTOR = Redactor()
+
+# scheme://userinfo@ in any text. For http(s), ftp and git a userinfo is a credential
+# even without a password (GitHub's https://TOKEN@github.com/...); elsewhere (ssh://git@)
+# only its password part is.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s@'\"<>]+)@")
+_CREDENTIAL_SCHEMES = ("http://", "https://", "ftp://", "ftps://", "git://")
+
+
+def _redact_userinfo(m: re.Match[str]) -> str:
+    scheme, userinfo = m.group(1), m.group(2)
+    if scheme.lower() in _CREDENTIAL_SCHEMES:
+        return f"{scheme}{REDACTED}@"
+    user, sep, _password = userinfo.partition(":")
+    return f"{scheme}{user}:{REDACTED}@" if sep else m.group(0)
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with the credentials of every URL in it replaced: ``https://user:TOKEN@git.example/x``
+    becomes ``https://(sensitive)@git.example/x`` (git echoes remote URLs in its errors)."""
+    return _URL_USERINFO.sub(_redact_userinfo, text) if "@" in text else text
+
+
+def register_url_credentials(url: str) -> None:
+    """Register the credentials a URL carries with ``REDACTOR``, raw and percent-decoded,
+    so they are scrubbed even where they appear without the URL around them."""
+    m = _URL_USERINFO.search(url)
+    if m is None:
+        return
+    userinfo = m.group(2)
+    user, sep, password = userinfo.partition(":")
+    values = [userinfo, password] if sep else ([user] if m.group(1).lower() in _CREDENTIAL_SCHEMES else [])
+    for value in values:
+        for form in {value, unquote(value)}:
+            REDACTOR.register(form)
+
+
+def scrub_text(text: str) -> str:
+    """Registered secrets and URL credentials scrubbed from free text."""
+    return REDACTOR.scrub(redact_urls(text))
+
+
+def scrub_data(value: Any) -> Any:
+    """``scrub_text`` applied to every string in a JSON-like tree (keys too)."""
+    if isinstance(value, Sensitive):
+        return REDACTED
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, dict):
+        return {scrub_text(k) if isinstance(k, str) else k: scrub_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_data(v) for v in value]
+    return value
 
 
 def public(value: Any) -> Any:

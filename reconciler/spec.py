@@ -19,8 +19,20 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from reconciler.diagnostics import Diagnostic, Diagnostics, SourcePos, format_path
-from reconciler.interpolate import NAME, references, substitute_vars, walk_strings
+from reconciler.interpolate import (
+    MAX_STRING_CHARS,
+    MAX_TOTAL_CHARS,
+    NAME,
+    SizeBudget,
+    parse_published,
+    references,
+    resolve_variables,
+    substitute_vars,
+    substituted_length,
+    walk_strings,
+)
 from reconciler.provider import Provider, Resource, load_providers
+from reconciler.specfiles import MAX_SPEC_FILE_BYTES, SpecFileError, decode_text, find_spec_root, is_inside
 from reconciler.transport.sshconfig import SSHSettingsError, jump_list, parse_jump
 from reconciler.yamlpos import Path as YPath
 from reconciler.yamlpos import load_yaml
@@ -86,8 +98,11 @@ class HostSpec(BaseModel):
     def _connect_form(cls, value: str) -> str:
         if value == "local":
             return value
-        if not re.fullmatch(r"ssh://([^@/\s]+@)?[^:/\s]+(:\d{1,5})?/?", value):
+        match = re.fullmatch(r"ssh://([^@/\s]+@)?[^:/\s]+(?::(\d{1,5}))?/?", value)
+        if not match:
             raise ValueError('expected "local" or "ssh://user@host[:port]"')
+        if match.group(2) is not None and not 1 <= int(match.group(2)) <= 65535:
+            raise ValueError(f"port {match.group(2)} is out of range 1-65535")
         return value
 
     @field_validator("proxy_jump")
@@ -98,9 +113,11 @@ class HostSpec(BaseModel):
             raise ValueError("expected ssh://user@host[:port] (or a list of them)")
         for hop in hops:
             try:
-                parse_jump(hop)
+                _user, _host, port = parse_jump(hop)
             except SSHSettingsError as exc:
                 raise ValueError(str(exc)) from None
+            if port is not None and not 1 <= port <= 65535:
+                raise ValueError(f"port {port} in jump host {hop!r} is out of range 1-65535")
         return value
 
 
@@ -188,11 +205,21 @@ class LoadedSpec:
     # and the addresses it takes over from other stacks (``adopt:``).
     stack: str = "default"
     adopt: frozenset[str] = frozenset()
+    # Where files named in the spec must stay (see reconciler.specfiles).
+    root: str = ""
+    _host_vars: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
-    def host_vars(self, host: str) -> dict[str, str]:
+    def raw_host_vars(self, host: str) -> dict[str, str]:
+        """A host's variables as written (``host``, top-level vars, its own vars)."""
         merged = {"host": host, **self.vars}
         merged.update({k: _var_text(v) for k, v in self.hosts[host].vars.items()})
         return merged
+
+    def host_vars(self, host: str) -> dict[str, str]:
+        """A host's variables with references between them expanded."""
+        if host not in self._host_vars:
+            self._host_vars[host] = resolve_variables(self.raw_host_vars(host))[0]
+        return self._host_vars[host]
 
     def applies_to(self, entry: ResourceEntry, host: str) -> bool:
         return entry.resource.hosts is None or host in entry.resource.hosts
@@ -207,7 +234,7 @@ class LoadedSpec:
         if substituted == data:
             return entry.resource
         out = type(entry.resource).model_validate(substituted)
-        out._source_file = entry.resource._source_file
+        out.copy_private_from(entry.resource)
         return out
 
     @cached_property
@@ -259,10 +286,16 @@ def resolve_spec_path(path: str | None) -> str:
     return path or os.environ.get(ENV_SPEC) or DEFAULT_SPEC
 
 
+MAX_SPEC_FILES = 10_000
+"""Most spec files one spec directory may hold."""
+MAX_SPEC_BYTES = 64 << 20
+"""Most bytes all the files of one spec may hold together (64 MiB)."""
+
+
 def _spec_files(root: Path) -> list[Path]:
     if root.is_file():
         return [root]
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in SPEC_SUFFIXES
+    return sorted(p for p in root.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file()
                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
@@ -389,6 +422,8 @@ def _describe(value: Any) -> str:
     if isinstance(value, float):
         return f"number {value}"
     if isinstance(value, str):
+        if len(value) > 60:
+            return f"string {value[:40]!r}... ({len(value):,} characters)"
         return f"string {value!r}"
     if isinstance(value, list):
         return "a list"
@@ -438,7 +473,12 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
     """Read, merge and validate a spec. Returns (spec, diagnostics); spec is None on errors.
     ``default_stack``: the stack name when the spec sets none (default: from its path,
     see default_stack_name; the controller passes one that does not change with the
-    revision's checkout directory)."""
+    revision's checkout directory).
+
+    Bounded for input from whoever can commit: spec files must resolve inside the spec
+    root (``reconciler.specfiles``; a symlink out of it is refused unread), each at most
+    ``MAX_SPEC_FILE_BYTES``, and YAML nesting, aliases, variable expansion and the
+    number of diagnostics are all capped."""
     providers = dict(providers or load_providers())
     diags = Diagnostics()
     root = Path(resolve_spec_path(path))
@@ -446,20 +486,33 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
         diags.error(f"spec path {str(root)!r} does not exist",
                     hint=f"pass a spec file or directory, or set {ENV_SPEC}")
         return None, diags
+    spec_root = find_spec_root(root)
+    if not is_inside(spec_root, root):
+        diags.error(f"spec path {str(root)!r} leads out of its repository ({spec_root}) through a symbolic "
+                    "link; it is not read")
+        return None, diags
     files = _spec_files(root)
     if not files:
         diags.error(f"no *.yaml files in {str(root)!r}")
         return None, diags
+    if len(files) > MAX_SPEC_FILES:
+        diags.error(f"{len(files):,} spec files in {str(root)!r}; at most {MAX_SPEC_FILES:,} are read")
+        return None, diags
 
     digest = hashlib.sha256()
     documents: list[tuple[str, Any, dict[YPath, SourcePos]]] = []
+    broken: set[SourcePos] = set()
+    total_bytes = 0
     for f in files:
         display = _display(f)
+        raw = _read_spec_file(f, display, spec_root, diags, MAX_SPEC_BYTES - total_bytes)
+        if raw is None:
+            continue
+        total_bytes += len(raw)
         try:
-            raw = f.read_bytes()
-            text = raw.decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            diags.error(f"cannot read: {exc}", pos=SourcePos(display, 1, 1))
+            text = decode_text(raw, "the file")
+        except SpecFileError as exc:
+            diags.error(f"cannot read: {exc}", pos=SourcePos(display, exc.line or 1, exc.column or 1))
             continue
         # Keyed by the path inside the spec, not as shown from the current directory:
         # a plan saved in one directory must still match when applied from another.
@@ -467,10 +520,17 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
         digest.update(inside.encode() + b"\0" + raw + b"\0")
         loaded = load_yaml(text, display)
         diags.extend(loaded.diagnostics)
+        broken.update(loaded.positions[p] for p in loaded.broken if p in loaded.positions)
         if loaded.data is not None:
             documents.append((display, loaded.data, loaded.positions))
     merged, positions, file_index = _merge(documents, providers, diags)
     fallback = SourcePos(_display(files[0]), 1, 1)
+
+    def report(err: Any, full: tuple[str | int, ...], shown: str) -> None:
+        pos = _lookup_pos(positions, full, fallback)
+        if pos in broken:
+            return  # a value YAML could not construct, reported as such already
+        diags.error(_message(err, model, full), field_path=shown, pos=pos)
 
     # Validate the frame (hosts, vars, unknown keys) and then each resource on its own,
     # so one bad resource does not hide the others' mistakes or the semantic checks.
@@ -492,8 +552,7 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
             loc = _clean_loc(err["loc"])
             if err["type"] == "missing" and yaml_broken:
                 continue  # the key is probably in the file that failed to parse
-            diags.error(_message(err, model, loc), field_path=format_path(loc),
-                        pos=_lookup_pos(positions, loc, fallback))
+            report(err, loc, format_path(loc))
     if "hosts" in merged and not hosts and not diags.has_errors():
         diags.error("at least one host is required", field_path="hosts",
                     pos=_lookup_pos(positions, ("hosts",), fallback))
@@ -505,6 +564,21 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
                             "host, so a host cannot override them", field_path=f"hosts.{name}.vars.{var}",
                             pos=_lookup_pos(positions, ("hosts", name, "vars", var), fallback))
 
+    # Variables may refer to each other; a cycle or a runaway expansion is reported where
+    # the variable is defined. Top-level ones first: they are substituted before validation.
+    global_vars, problems = resolve_variables(global_vars)
+    for var, why in problems.items():
+        diags.error(f"variable {var!r}: {why}", field_path=f"vars.{var}",
+                    pos=_lookup_pos(positions, ("vars", var), fallback))
+    host_vars: dict[str, dict[str, str]] = {}
+    for name, host in hosts.items():
+        raw_vars = {"host": name, **global_vars, **{k: _var_text(v) for k, v in host.vars.items()}}
+        host_vars[name], problems = resolve_variables(raw_vars)
+        for var, why in problems.items():
+            if var in host.vars:
+                diags.error(f"variable {var!r}: {why}", field_path=f"hosts.{name}.vars.{var}",
+                            pos=_lookup_pos(positions, ("hosts", name, "vars", var), fallback))
+
     # Top-level vars are substituted before validation, so they may appear in ids
     # (paths, names); host vars are substituted per host, later.
     entries: list[ResourceEntry] = []
@@ -512,10 +586,11 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
     # references to them are not reported as missing, which would be a false alarm.
     unvalidated: set[str] = set()
     resolved_files: dict[str, str] = {}
+    budget = SizeBudget()
     for kind, provider in providers.items():
         if kind not in merged or merged[kind] is None:
             continue
-        merged[kind] = substitute_vars(merged[kind], global_vars)
+        merged[kind] = substitute_vars(merged[kind], global_vars, budget, (kind,))
         raw_items: list[tuple[tuple[str | int, ...], int, Any]]
         if provider.singleton:
             raw_items = [((kind,), -1, merged[kind])]
@@ -530,28 +605,116 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
                 res = provider.model.model_validate(item)
             except ValidationError as exc:
                 unvalidated.add(_address_of_invalid(provider, item))
+                # A value YAML could not construct is None here: checks of the whole
+                # resource ("set content or template") would blame the wrong thing.
+                holds_broken = bool(broken) and any(
+                    v in broken for p, v in positions.items() if p[:len(loc)] == loc)
                 for err in exc.errors():
                     full = (*loc, *_clean_loc(err["loc"]))
-                    diags.error(_message(err, model, full), field_path=_shown_path(full, file_index),
+                    if holds_broken and full == loc:
+                        continue
+                    report(err, full, _shown_path(full, file_index))
+                if holds_broken:
+                    continue
+                # The fields that are fine may hide more mistakes (a model check, the
+                # provider's own validate): look at the item without the broken fields.
+                for full, message in _mistakes_beside(provider, item, exc, loc):
+                    diags.error(message, field_path=_shown_path(full, file_index),
                                 pos=_lookup_pos(positions, full, fallback))
                 continue
             pos = _lookup_pos(positions, loc, fallback)
             if pos.file not in resolved_files:  # one realpath per file, not per resource
                 resolved_files[pos.file] = str(Path(pos.file).resolve())
             res._source_file = resolved_files[pos.file]
+            res._spec_root = str(spec_root)
+            res._positions = {p[len(loc):]: v for p, v in positions.items() if p[:len(loc)] == loc}
             entries.append(ResourceEntry(kind, provider.resource_id(res), index, res, pos,
                                          file_index.get((kind, index))))
+    for path_ in budget.refused:
+        diags.error(f"substituting variables here would build more than {budget.per_string:,} characters "
+                    f"(or {budget.total:,} in all)", field_path=_shown_path(path_, file_index),
+                    pos=_lookup_pos(positions, path_, fallback))
 
     entries += _implied_entries(providers, entries)
-    spec = LoadedSpec(str(root), digest.hexdigest(), hosts, global_vars, entries, providers, positions)
+    spec = LoadedSpec(str(root), digest.hexdigest(), hosts, global_vars, entries, providers, positions,
+                      root=str(spec_root), _host_vars=host_vars)
     spec.stack = stack if stack is not None else default_stack or default_stack_name(root)
     spec.adopt = frozenset(adopt)
     _check_stack(spec, stack is not None, adopt, diags)
-    _check_semantics(spec, diags, check_refs=bool(hosts), unvalidated=frozenset(unvalidated))
+    _check_semantics(spec, diags, check_refs=bool(hosts), unvalidated=frozenset(unvalidated),
+                     oversized=frozenset(budget.refused))
     if diags.has_errors():
         return None, diags
     spec.warnings = diags.warnings
     return spec, diags
+
+
+def _read_spec_file(f: Path, display: str, spec_root: Path, diags: Diagnostics, budget: int) -> bytes | None:
+    """A spec file's bytes, or None with a diagnostic: outside the spec root (a symlink
+    out of it is refused without being opened), too large, or unreadable."""
+    if not is_inside(spec_root, f):
+        diags.error(f"{display} is a symbolic link to a file outside the spec's repository ({spec_root}); "
+                    "it is not read", pos=SourcePos(display, 1, 1))
+        return None
+    limit = min(MAX_SPEC_FILE_BYTES, max(budget, 0))
+    try:
+        fd = os.open(os.path.realpath(f), os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        diags.error(f"cannot read: {exc.strerror}", pos=SourcePos(display, 1, 1))
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        raw = fh.read(limit + 1) if size <= limit else b""
+    if size > limit or len(raw) > limit:
+        which = (f"at most {MAX_SPEC_FILE_BYTES >> 20} MiB per file" if limit == MAX_SPEC_FILE_BYTES
+                 else f"at most {MAX_SPEC_BYTES >> 20} MiB for the whole spec")
+        diags.error(f"the file is {max(size, len(raw)) / (1 << 20):.1f} MiB; {which} is read",
+                    pos=SourcePos(display, 1, 1))
+        return None
+    return raw
+
+
+def _mistakes_beside(provider: Provider[Any], item: Any, exc: ValidationError,
+                     loc: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Mistakes pydantic's first failure hid: with the fields it refused left out, the
+    model's own checks and the provider's ``validate`` run on what remains. Returns
+    (full path, message) pairs for fields other than the refused ones. Best effort:
+    when what remains is not a valid resource either, nothing more is said."""
+    if not isinstance(item, dict):
+        return []
+    refused = {err["loc"][0] for err in exc.errors() if err["loc"] and isinstance(err["loc"][0], str)}
+    if any(err["type"] == "missing" for err in exc.errors()):
+        return []
+    rest = {k: v for k, v in item.items() if k not in refused}
+    # A check of the whole resource (no field path) may relate a left-out field to
+    # others ("set exactly one of content or template"); it is only trusted when the
+    # left-out fields were unknown keys, whose absence changes nothing.
+    whole_ok = all(err["type"] == "extra_forbidden" for err in exc.errors())
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    res: Resource | None = None
+    if refused:
+        try:
+            res = provider.model.model_validate(rest)
+        except ValidationError as again:
+            for err in again.errors():
+                where = _clean_loc(err["loc"])
+                if err["type"] != "missing" and (where[0] not in refused if where else whole_ok):
+                    found.append(((*loc, *where), _message(err, provider.model, where)))
+            if any(_clean_loc(err["loc"]) for err in again.errors()):
+                return found
+    if res is None:
+        # Only checks of the whole resource fail, so every remaining field is valid on
+        # its own: the provider's checks of single fields still apply.
+        res = provider.model.model_construct(**rest)
+        whole_ok = False
+    try:
+        issues = provider.validate(res)
+    except Exception:  # not written for a half-valid resource (model_construct keeps mappings)
+        return found
+    for issue in issues:
+        if not issue.warning and (issue.path[0] not in refused if issue.path else whole_ok):
+            found.append(((*loc, *issue.path), issue.message))
+    return found
 
 
 def _implied_entries(providers: Mapping[str, Provider[Any]], entries: list[ResourceEntry]) -> list[
@@ -571,6 +734,7 @@ def _implied_entries(providers: Mapping[str, Provider[Any]], entries: list[Resou
             {h for e in implying for h in e.resource.hosts or []})
         res = provider.model.model_validate({} if hosts is None else {"hosts": hosts})
         res._source_file = implying[0].resource._source_file
+        res._spec_root = implying[0].resource._spec_root
         implied.append(ResourceEntry(kind, provider.resource_id(res), -1, res, implying[0].pos, implied=True))
     return implied
 
@@ -626,11 +790,13 @@ def _address_of_invalid(provider: Provider[Any], item: Any) -> str:
 
 
 def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool = True,
-                     unvalidated: frozenset[str] = frozenset()) -> None:
+                     unvalidated: frozenset[str] = frozenset(),
+                     oversized: frozenset[tuple[str | int, ...]] = frozenset()) -> None:
     """Checks across resources: hosts, dependencies, references, duplicates, cycles.
     ``unvalidated`` holds the addresses (``kind:*`` when the id is unknown) of resources
     that failed validation, so are missing from ``spec.entries``; references to them
-    are not reported."""
+    are not reported. ``oversized``: paths whose top-level substitution was refused
+    (reported already)."""
 
     def invalid(address: str) -> bool:
         return address in unvalidated or f"{address.partition(':')[0]}:*" in unvalidated
@@ -646,6 +812,17 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
     secret_entries = [e for e in spec.entries if spec.providers[e.kind].provides_secrets]
 
     seen: dict[tuple[str, str], list[ResourceEntry]] = {}
+    budgets: dict[str, SizeBudget] = {}  # per host: what substituting its variables will build
+    undefined: dict[tuple[str, str], list[str]] = {}
+
+    def undefined_inside(host: str, var: str) -> list[str]:
+        """Variables the value of ``var`` refers to that ``host`` does not define."""
+        if (host, var) not in undefined:
+            known = spec.host_vars(host)
+            undefined[(host, var)] = sorted({r.name for r in references(known[var])
+                                             if r.kind == "var" and r.name not in known})
+        return undefined[(host, var)]
+
     for entry in spec.entries:
         res = entry.resource
         loc: tuple[str | int, ...] = (entry.kind, entry.index) if entry.index >= 0 else (entry.kind,)
@@ -668,7 +845,15 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
         for h in targets:
             seen.setdefault((entry.address, h), []).append(entry)
 
-        for issue in spec.providers[entry.kind].validate(res):
+        try:
+            issues = spec.providers[entry.kind].validate(res)
+        except Exception as exc:  # a provider bug must not turn odd input into a traceback
+            fp, pos = at()
+            diags.error(f"internal error while validating this resource ({type(exc).__name__}: "
+                        f"{str(exc)[:200]}); please report it", field_path=fp, pos=pos,
+                        resource=entry.address)
+            issues = []
+        for issue in issues:
             fp, pos = at(*issue.path)
             if issue.warning:
                 diags.warning(issue.message, field_path=fp, pos=pos, resource=entry.address)
@@ -686,7 +871,15 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
 
         dumped = res.model_dump(mode="python")
         for sub_path, text in walk_strings(dumped):
-            for ref in references(text):
+            for h in targets if (*loc, *sub_path) not in oversized else ():
+                if not budgets.setdefault(h, SizeBudget()).allow(
+                        substituted_length(text, spec.host_vars(h)), sub_path):
+                    fp, pos = at(*sub_path)
+                    diags.error(f"substituting host {h}'s variables here would build more than "
+                                f"{MAX_STRING_CHARS:,} characters (or {MAX_TOTAL_CHARS:,} for the host)",
+                                field_path=fp, pos=pos)
+                    break
+            for ref in dict.fromkeys(references(text)):
                 fp, pos = at(*sub_path)
                 if ref.kind == "var":
                     missing = [h for h in targets if ref.name not in spec.host_vars(h)]
@@ -694,6 +887,19 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
                         diags.error(f"unresolved variable ${{{ref.name}}} on host(s) {', '.join(missing)}",
                                     field_path=fp, pos=pos,
                                     hint="define it under hosts.NAME.vars or top-level vars")
+                        continue
+                    # A variable's own value may refer to one a host does not define.
+                    inner = {name: h for h in targets for name in undefined_inside(h, ref.name)}
+                    for name, h in inner.items():
+                        diags.error(f"variable ${{{ref.name}}} refers to ${{{name}}}, which host {h} does "
+                                    "not define", field_path=fp, pos=pos,
+                                    hint="define it under hosts.NAME.vars or top-level vars")
+                elif ref.kind == "published":
+                    problem = _published_problem(spec, ref.name, invalid)
+                    if problem:
+                        diags.error(problem, field_path=fp, pos=pos,
+                                    hint="write ${published:HOST/KIND:ID/FIELD}, e.g. "
+                                         "${published:db/backups:nightly/public_key}")
                 elif not any(invalid(f"{k}:{ref.name}") for k, p in spec.providers.items()
                              if p.provides_secrets):
                     for h in targets:
@@ -730,6 +936,27 @@ def _check_prerequisites(spec: LoadedSpec, diags: Diagnostics, entry: ResourceEn
             diags.warning(f"needs {' or '.join(addresses)}, which the spec does not declare for host(s) "
                           f"{', '.join(lacking)}; they must already have it (`reconcile plan` checks)",
                           field_path=fp, pos=pos, resource=entry.address)
+
+
+def _published_problem(spec: LoadedSpec, name: str, invalid: Callable[[str], bool]) -> str | None:
+    """Why ``${published:NAME}`` names nothing, or None when it names a published field."""
+    ref = parse_published(name)
+    if ref is None:
+        return f"${{published:{name}}}: expected HOST/KIND:ID/FIELD"
+    if ref.host not in spec.hosts:
+        return f"{ref}: unknown host {ref.host!r}; hosts are {', '.join(sorted(spec.hosts))}"
+    if invalid(ref.address):
+        return None  # reported where it is declared
+    entry = spec.by_address.get(ref.address)
+    if entry is None:
+        return f"{ref}: the spec does not define {ref.address}"
+    if not spec.applies_to(entry, ref.host):
+        return f"{ref}: {ref.address} does not apply to host {ref.host}"
+    fields = spec.providers[entry.kind].published_fields
+    if ref.field not in fields:
+        offered = ", ".join(sorted(fields)) if fields else "none"
+        return f"{ref}: {entry.kind} publishes no field {ref.field!r} (it publishes: {offered})"
+    return None
 
 
 def _check_cycles(spec: LoadedSpec, diags: Diagnostics) -> None:

@@ -38,10 +38,14 @@ POSTGRES_IMAGE = "postgres:15-alpine"
 
 def copy_spec(dest_root: Path) -> Path:
     """Copy specs/servqr and the stand-ins below ``dest_root`` keeping their relative
-    layout (the spec's templates point at ../../examples/servqr-standins)."""
+    layout (the spec's templates point at ../../examples/servqr-standins), and make
+    ``dest_root`` a git work tree (branch main) as the real repository is: a spec may
+    only read files inside its repository, else only inside its own directory."""
     spec = dest_root / "specs" / "servqr"
     shutil.copytree(SPEC_DIR, spec)
     shutil.copytree(STANDINS_DIR, dest_root / "examples" / "servqr-standins")
+    if not (dest_root / ".git").exists():
+        subprocess.run(["git", "init", "-q", "-b", "main", str(dest_root)], check=True, capture_output=True)
     return spec
 
 

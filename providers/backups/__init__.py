@@ -1,7 +1,9 @@
-"""Scheduled backups: a self-contained script and a cron.d entry.
+"""Scheduled backups, offsite copies and restore drills: a self-contained script and cron.d entries.
 
-Modules: ``script`` (the script rendered for the host), ``provider`` (the provider),
-``cli`` (``reconcile backup run|list|restore``)."""
+Modules: ``model`` (the resource), ``script`` (the script rendered for the host),
+``provider`` (the provider), ``status`` (last backup / offsite copy / drill as data),
+``recovery`` (``reconcile backup verify|recover`` from offsite copies), ``cli``
+(``reconcile backup run|list|restore|offsite|verify|status|recover|keygen``)."""
 
 from .provider import BackupsProvider
 

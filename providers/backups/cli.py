@@ -1,4 +1,4 @@
-"""``reconcile backup run|list|restore``: a spec's backups, by hand, over SSH.
+"""``reconcile backup ...``: a spec's backups by hand, offsite copies, drills and recovery.
 
 * ``run NAME [SPEC] [--host H]`` runs the *installed* script
   ``/usr/local/lib/reconciler/backup-NAME``, the file the cron entry runs, so a
@@ -11,6 +11,23 @@
   (default: the newest), refuses one whose checksum does not verify, and restores
   a database dump in one transaction (``--into`` names another database, created
   when missing) or extracts a tarball (``--into`` names a directory, default ``/``).
+* ``offsite NAME [SPEC]`` copies the newest good backup to the offsite targets now
+  (what ``run`` does after each backup); exit 1 when a copy failed.
+* ``verify NAME [SPEC]`` runs the restore drill of the newest backup on its host:
+  restored into a throwaway PostgreSQL container (or extracted into a temporary
+  directory), checked against ``verify`` in the spec, removed; exit 1 with the
+  reason when it fails. ``--from-offsite TARGET`` drills the newest copy on that
+  target instead (brought back through the controller, decrypted with
+  ``--identity``), ``--on HOST`` runs it on another host of the spec.
+* ``status NAME [SPEC]`` shows the last backup, offsite copy and drill on each host
+  (exit 1 when one of them failed).
+* ``recover NAME [SPEC] --host HOST [--from-offsite TARGET] [--identity FILE]``
+  rebuilds a lost host: point ``HOST``'s entry in the spec at the new machine, then
+  this converges it (and the hosts that reference it), brings the newest good copy
+  back from the target, restores it, runs the services' health checks and prints the
+  recovery time and the age of the data restored.
+* ``keygen [--identity FILE]`` creates the operator's age identity file (mode 0600)
+  and prints the recipient to put under ``offsite[].encrypt_to``.
 
 Times are modification times, shown and read in UTC; a TIME without a zone is UTC.
 """
@@ -19,9 +36,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from reconciler.commands import EXIT_ERROR, EXIT_OK, add_spec_argument, connect, load_spec_or_report
@@ -30,7 +50,10 @@ from reconciler.provider import HostContext
 from reconciler.spec import LoadedSpec
 from reconciler.transport.base import CommandResult, Transport
 
-from .provider import Backup, BackupsProvider, job_for, render_script
+from . import recovery
+from .model import Backup, OffsiteTarget
+from .provider import BackupsProvider, job_for, render_script
+from .status import read_status
 
 
 class BackupCommandError(ReconcilerError):
@@ -149,9 +172,10 @@ def _targets(spec: LoadedSpec, name: str, hosts: list[str] | None) -> list[Targe
     return targets
 
 
-def _echo(result: CommandResult) -> None:
+def _echo(result: CommandResult, *, out_to_stderr: bool = False) -> None:
+    """The script's output; with ``out_to_stderr`` its stdout too (a JSON report owns stdout)."""
     if result.out:
-        sys.stdout.write(result.out)
+        (sys.stderr if out_to_stderr else sys.stdout).write(result.out)
     if result.err:
         sys.stderr.write(result.err)
 
@@ -244,6 +268,181 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_offsite(args: argparse.Namespace) -> int:
+    spec = load_spec_or_report(args.path)
+    if spec is None:
+        return EXIT_ERROR
+    failed = False
+    for target in _targets(spec, args.name, args.host):
+        if not target.backup.offsite:
+            raise BackupCommandError(f"backup {args.name} has no offsite targets in the spec")
+        with connect(spec, target.host) as transport:
+            result = _run_rendered(transport, target.backup, "offsite")
+        _echo(result)
+        if not result.ok:
+            print(f"error: host {target.host}: an offsite copy of {args.name} failed; the local backup "
+                  "is kept", file=sys.stderr)
+            failed = True
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _bring_back(spec: LoadedSpec, backup: Backup, target_name: str | None, identity: Path | None,
+                at: str | None) -> tuple[OffsiteTarget, recovery.OffsiteCopy, bytes]:
+    """The newest good copy on an offsite target, fetched, checked and decrypted here."""
+    target = recovery.target_named(backup, target_name)
+    if target.host not in spec.hosts:
+        raise BackupCommandError(f"offsite target {target.name}: host {target.host!r} is not in the spec")
+    with connect(spec, target.host) as transport:
+        copies = recovery.list_copies(transport, target, backup.name)
+        if not copies:
+            raise BackupCommandError(f"there are no copies of {backup.name} in {target.path} on host "
+                                     f"{target.host}")
+        copy = recovery.choose_copy(copies, None if at is None else parse_time(at))
+        print(f"Fetching {copy.file} ({copy.time} UTC, {human_size(copy.size)}) from offsite target "
+              f"{target.name} (host {target.host})", file=sys.stderr)
+        data = recovery.fetch_copy(transport, target, copy, identity)
+    return target, copy, data
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    spec = load_spec_or_report(args.path)
+    if spec is None:
+        return EXIT_ERROR
+    failed = False
+    for target in _targets(spec, args.name, args.host):
+        drill_host = args.on or target.host
+        if drill_host not in spec.hosts:
+            raise BackupCommandError(f"--on {drill_host}: no such host in the spec")
+        file: list[str] = []
+        if args.from_offsite is not None or args.on:
+            if args.from_offsite is not None:
+                _, copy, data = _bring_back(spec, target.backup, args.from_offsite, _identity(args), None)
+                backup_file = copy.backup
+            else:
+                with connect(spec, target.host) as transport:
+                    newest = _list_on(transport, target.backup)
+                    if not newest:
+                        raise BackupCommandError(f"there is no backup of {args.name} on host {target.host}")
+                    chosen = newest[0]
+                    path = f"{target.backup.destination.rstrip('/')}/{chosen.file}"
+                    data = transport.read_file(path) or b""
+                copy = recovery.OffsiteCopy(chosen.file, chosen.file, chosen.mtime, chosen.size,
+                                            chosen.checksum)
+                backup_file = chosen.file
+            with connect(spec, drill_host) as transport:
+                recovery.place_backup(transport, target.backup, copy, data)
+            file = [backup_file]
+        print(f"Restore drill of {args.name} on host {drill_host}", file=sys.stderr)
+        with connect(spec, drill_host) as transport:
+            result = _run_rendered(transport, target.backup, "verify", *file)
+        _echo(result)
+        if not result.ok:
+            print(f"error: host {drill_host}: the restore drill of {args.name} FAILED", file=sys.stderr)
+            failed = True
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    spec = load_spec_or_report(args.path)
+    if spec is None:
+        return EXIT_ERROR
+    report: list[dict[str, Any]] = []
+    healthy = True
+    for target in _targets(spec, args.name, args.host):
+        with connect(spec, target.host) as transport:
+            status = read_status(transport, [args.name])[args.name]
+        healthy = healthy and status.healthy
+        report.append({"host": target.host, **status.to_json()})
+        if args.output == "text":
+            print(f"Host {target.host}: backup {args.name}")
+            last = status.last_backup
+            print(f"  last backup:  {last.describe() if last else 'none recorded'}")
+            for name in [t.name for t in target.backup.offsite] or list(status.last_offsite):
+                attempt = status.last_offsite.get(name)
+                print(f"  offsite {name}: {attempt.describe() if attempt else 'none recorded'}")
+            print(f"  last drill:   {status.last_drill.describe() if status.last_drill else 'none recorded'}")
+    if args.output == "json":
+        print(json.dumps({"backup": args.name, "hosts": report}, indent=2))
+    return EXIT_OK if healthy else EXIT_ERROR
+
+
+def _identity(args: argparse.Namespace) -> Path | None:
+    value = args.identity or os.environ.get("RECONCILER_AGE_IDENTITY")
+    return Path(value).expanduser() if value else None
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    spec = load_spec_or_report(args.path)
+    if spec is None:
+        return EXIT_ERROR
+    [target] = _targets(spec, args.name, [args.host])
+
+    def say(text: str) -> None:
+        print(f"[{recovery.seconds_text(time.monotonic() - started):>10}] {text}", file=sys.stderr)
+
+    say(f"recovering backup {args.name} onto host {args.host} ({spec.hosts[args.host].connect})")
+    report = recovery.converge(spec, args.host, say)
+    for host_report in report.hosts:
+        applied = sum(1 for o in host_report.outcomes if o.status.value == "applied")
+        say(f"host {host_report.host}: {applied} change(s) applied"
+            + ("" if host_report.ok else f"; FAILED: {host_report.error or 'see below'}"))
+        for outcome in host_report.outcomes:
+            if outcome.error:
+                print(f"  {outcome.change.address}: {outcome.error}", file=sys.stderr)
+    if not report.ok:
+        raise BackupCommandError("converging failed (above); nothing was restored")
+    offsite, copy, data = _bring_back(spec, target.backup, args.from_offsite, _identity(args), args.at)
+    say(f"fetched and checked {copy.file}" + (" (decrypted here)" if copy.encrypted else ""))
+    with connect(spec, args.host) as transport:
+        recovery.place_backup(transport, target.backup, copy, data)
+        result = _run_rendered(transport, target.backup, "restore", copy.backup)
+        _echo(result, out_to_stderr=args.output == "json")
+        if not result.ok:
+            raise BackupCommandError(f"restoring {copy.backup} on host {args.host} failed (exit "
+                                     f"{result.exit_code})")
+        say(f"restored {copy.backup}")
+        failures = recovery.run_health_checks(spec, args.host, transport)
+    elapsed = time.monotonic() - started
+    data_age = time.time() - copy.taken
+    for failure in failures:
+        print(f"  health: {failure}", file=sys.stderr)
+    say("health checks " + ("FAILED" if failures else "passed"))
+    summary = {"host": args.host, "backup": copy.backup, "offsite_target": offsite.name,
+               "backup_time": copy.time + "Z", "recovery_seconds": round(elapsed, 1),
+               "data_age_seconds": round(data_age, 1), "health_ok": not failures}
+    if args.output == "json":
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"Recovered host {args.host} from {copy.backup} (offsite target {offsite.name}).")
+        print(f"  recovery time (RTO achieved): {recovery.seconds_text(elapsed)}")
+        print(f"  data restored is from {copy.time} UTC, {recovery.seconds_text(data_age)} old "
+              "(RPO achieved)")
+        print(f"  health checks: {'passed' if not failures else f'{len(failures)} FAILED'}")
+    return EXIT_ERROR if failures else EXIT_OK
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    import pyrage
+
+    path = Path(args.identity).expanduser()
+    identity = pyrage.x25519.Identity.generate()
+    recipient = str(identity.to_public())
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise BackupCommandError(f"{path} exists; refusing to overwrite an identity") from None
+    except OSError as exc:
+        raise BackupCommandError(f"cannot create {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"# created: {datetime.now(UTC).isoformat(timespec='seconds')}\n"
+                 f"# public key: {recipient}\n{identity}\n")
+    print(f"Wrote the age identity {path} (keep it off the servers, and keep a copy safe).",
+          file=sys.stderr)
+    print(recipient)
+    return EXIT_OK
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help="the backup's name in the spec")
     add_spec_argument(parser)
@@ -274,3 +473,40 @@ def register(subparsers: Any) -> None:
     p.add_argument("--into", metavar="TARGET",
                    help="database to restore into (created if missing), or directory for path backups")
     p.set_defaults(func=cmd_restore)
+
+    p = actions.add_parser("offsite", help="copy the newest good backup to the offsite targets now")
+    _common(p)
+    p.set_defaults(func=cmd_offsite)
+
+    p = actions.add_parser("verify", help="restore drill: restore the newest backup somewhere throwaway "
+                                          "and check it (exit 1 when it fails)")
+    _common(p)
+    p.add_argument("--from-offsite", metavar="TARGET",
+                   help="drill the newest copy on this offsite target instead of the local backup")
+    p.add_argument("--on", metavar="HOST", help="run the drill on this host of the spec (a drill host)")
+    p.add_argument("--identity", metavar="FILE",
+                   help="age identity file for encrypted copies (default: $RECONCILER_AGE_IDENTITY)")
+    p.set_defaults(func=cmd_verify)
+
+    p = actions.add_parser("status", help="the last backup, offsite copy and drill (exit 1 when one failed)")
+    _common(p)
+    p.add_argument("--output", choices=["text", "json"], default="text", help="output format")
+    p.set_defaults(func=cmd_status)
+
+    p = actions.add_parser("recover", help="rebuild a lost host: converge it, restore the newest offsite "
+                                           "copy, check health; prints RTO and RPO achieved")
+    p.add_argument("name", metavar="NAME", help="the backup's name in the spec")
+    add_spec_argument(p)
+    p.add_argument("--host", required=True, metavar="HOST",
+                   help="the host to rebuild (its spec entry already points at the new machine)")
+    p.add_argument("--from-offsite", metavar="TARGET", help="offsite target to restore from (default: first)")
+    p.add_argument("--identity", metavar="FILE",
+                   help="age identity file for encrypted copies (default: $RECONCILER_AGE_IDENTITY)")
+    p.add_argument("--at", metavar="TIME", help="the newest copy taken at or before TIME (UTC unless zoned)")
+    p.add_argument("--output", choices=["text", "json"], default="text", help="output format")
+    p.set_defaults(func=cmd_recover)
+
+    p = actions.add_parser("keygen", help="create the operator's age identity for encrypted offsite copies")
+    p.add_argument("--identity", metavar="FILE", default="reconciler-backup.age",
+                   help="where to write it (default: ./reconciler-backup.age; must not exist)")
+    p.set_defaults(func=cmd_keygen)

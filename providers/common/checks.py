@@ -44,7 +44,17 @@ def check_path(path: str, field: str = "path") -> list[Issue]:
         return [Issue((field,), "must not contain tabs, newlines or NUL")]
     if "/../" in path + "/" or path.rstrip("/") in ("", "/"):
         return [Issue((field,), f"refusing {path!r}: '..' segments and the root directory are not allowed")]
+    canonical = canonical_path(path)
+    if path != canonical:
+        # One object, one spelling: /opt//a, /opt/a/ and /opt/./a would otherwise be
+        # three resources fighting over the same file.
+        return [Issue((field,), f"write {canonical!r}, not {path!r}: no '//', '.' segments or trailing '/'")]
     return []
+
+
+def canonical_path(path: str) -> str:
+    """``path`` without empty or ``.`` segments and without a trailing slash."""
+    return "/" + "/".join(part for part in path.split("/") if part not in ("", "."))
 
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_-]*\$?$")
@@ -95,3 +105,31 @@ def lazy_module(name: str) -> ModuleType:
     sys.modules[name] = module
     loader.exec_module(module)
     return module
+
+
+_ADDRESS_PORT = re.compile(r"^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/\s]*@)?(?:\[[^\]]*\]|[^:/\s\[\]]*):(\d+)(?:[/?#].*)?$",
+                           re.IGNORECASE | re.DOTALL)
+
+
+def port_out_of_range(value: str | int) -> str | None:
+    """Why the port in ``value`` is unusable, or None when it is fine or there is none.
+    ``value`` is a port, ``host:port``, ``[v6]:port`` or a URL (``http://h:8080/x``)."""
+    if isinstance(value, int):
+        port = value
+    else:
+        m = _ADDRESS_PORT.match(value.strip()) if not value.startswith("unix:") else None
+        if m is None:
+            return None
+        if len(m.group(1)) > 5:
+            return f"port {m.group(1)[:12]} in {value[:80]!r} is out of range 1-65535"
+        port = int(m.group(1))
+    if not 1 <= port <= 65535:
+        return f"port {port} in {str(value)[:80]!r} is out of range 1-65535"
+    return None
+
+
+def check_port(value: str | int | None, where: tuple[str | int, ...]) -> list[Issue]:
+    if value is None:
+        return []
+    why = port_out_of_range(value)
+    return [Issue(where, why)] if why else []

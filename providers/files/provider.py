@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from reconciler.errors import ApplyError
-from reconciler.interpolate import references, substitute_vars
+from reconciler.interpolate import SizeBudget, references, substitute_vars
 from reconciler.plan import Action
 from reconciler.provider import ApplyItem, HostContext, Issue, Provider, Resource, State
 from reconciler.sensitive import KNOWN_AFTER_APPLY, KnownAfterApply, Sensitive
+from reconciler.specfiles import SpecFileError
 from reconciler.transport.ops import FileWrite
 
 from ..common.checks import Mode, check_account, check_path, normalize_mode
@@ -33,7 +33,9 @@ class File(Resource):
     path: str = Field(description="Absolute path.")
     content: str | None = Field(default=None,
                                 description="Inline content; ${var} and ${secret:NAME} allowed.")
-    template: str | None = Field(default=None, description="Template file, relative to the spec file.")
+    template: str | None = Field(default=None, description=(
+        "Template file, relative to the spec file; it must be inside the spec's repository "
+        "(or directory), symbolic links included."))
     owner: str = Field(default="root", description="Owning user (a name).")
     group: str = Field(default="root", description="Owning group (a name).")
     mode: Mode = Field(default="0644", description='Permissions as a quoted octal string, e.g. "0640".')
@@ -68,9 +70,10 @@ class FilesProvider(Provider[File]):
         issues = [*check_path(resource.path), *check_account(resource.owner, "owner"),
                   *check_account(resource.group, "group")]
         if resource.template is not None:
-            tpl = Path(resource.source_dir) / resource.template
-            if not tpl.is_file():
-                issues.append(Issue(("template",), f"template file {str(tpl)!r} does not exist"))
+            try:
+                resource.read_spec_file(resource.template, what="template")
+            except SpecFileError as exc:
+                issues.append(Issue(("template",), str(exc)))
         return issues
 
     def render(self, resource: File, ctx: HostContext) -> str | Sensitive | KnownAfterApply:
@@ -82,11 +85,15 @@ class FilesProvider(Provider[File]):
             text = resource.content
         else:
             assert resource.template is not None
-            tpl = Path(resource.source_dir) / resource.template
             try:
-                text = substitute_vars(tpl.read_text(), ctx.vars)
-            except OSError as exc:
-                raise ApplyError(f"cannot read template {tpl}: {exc}") from exc
+                raw = resource.read_spec_file(resource.template, what="template")
+            except SpecFileError as exc:
+                raise ApplyError(str(exc)) from exc
+            budget = SizeBudget()
+            text = substitute_vars(raw, ctx.vars, budget)
+            if budget.refused:
+                raise ApplyError(f"template {resource.template!r}: substituting variables would build more "
+                                 f"than {budget.per_string:,} characters")
             unresolved = [r.name for r in references(text) if r.kind == "var"]
             if unresolved:
                 raise ApplyError(f"template {resource.template}: unresolved variable(s) "

@@ -25,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from reconciler.interpolate import REFERENCE
 from reconciler.provider import Issue, Resource
 
+from ..common.checks import check_port
+
 Path = tuple[str | int, ...]
 
 SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -206,6 +208,8 @@ def _listen(values: list[int | str], path: Path) -> list[Issue]:
         if (isinstance(item, int) and not 1 <= item <= 65535) or not LISTEN_ADDRESS.match(text):
             issues.append(Issue((*path, n),
                                 f"expected a port (80) or address:port (127.0.0.1:8080), got {item!r}"))
+        else:
+            issues += check_port(item, (*path, n))
         if text in seen:
             issues.append(Issue((*path, n), f"{text} is listed twice"))
         seen.add(text)
@@ -269,6 +273,7 @@ def _upstreams(site: NginxSite) -> list[Issue]:
             spath: Path = (*path, "servers", n)
             address = server if isinstance(server, str) else server.address
             issues += _word(address, spath, "server address")
+            issues += check_port(address, spath if isinstance(server, str) else (*spath, "address"))
             if isinstance(server, UpstreamServer):
                 if server.backup and upstream.method in (BalanceMethod.IP_HASH, BalanceMethod.RANDOM):
                     issues.append(Issue((*spath, "backup"), f"nginx does not allow backup servers with "
@@ -304,6 +309,7 @@ def _location(site: NginxSite, loc: Location, path: Path) -> list[Issue]:
             if not target.startswith(("http://", "https://")):
                 issues.append(Issue((*path, "proxy_pass"),
                                     f"expected an http:// or https:// URL, got {target!r}"))
+            issues += check_port(target, (*path, "proxy_pass"))
         elif target not in site.upstreams:
             known = ", ".join(sorted(site.upstreams)) or "none defined"
             issues.append(Issue((*path, "proxy_pass"),

@@ -45,7 +45,7 @@ from .host import (
     site_path,
 )
 from .model import NginxSite, validate_site
-from .render import render_site, self_signed_paths
+from .render import render_site, self_signed_paths, source_of_line
 
 __all__ = ["NginxSite", "NginxSitesProvider"]
 
@@ -82,12 +82,43 @@ HINTS = {
 }
 
 
-def _nginx_error(exc: CommandFailed, what: str) -> ApplyError:
-    """Turn INSTALL/REMOVE's exit codes into the operator's terms, quoting nginx."""
+_NGINX_AT = re.compile(r" in (/\S+):(\d+)\s*$", re.MULTILINE)
+
+
+def spec_position_of_refusal(site: NginxSite, message: str) -> str:
+    """Where in the spec the line nginx complains about comes from, as
+    ``file:line:col (field)`` (the site's own position when the field cannot be told,
+    or the line is in another file); "" when the site has no known position."""
+    field: tuple[str | int, ...] = ()
+    offset = 0
+    for m in _NGINX_AT.finditer(message):
+        if m.group(1).rsplit("/", 1)[-1] in (site.name, f"{site.name}.conf"):
+            field, offset = source_of_line(site, int(m.group(2)))
+            break
+    where = site.spec_location(*field) if field else None
+    if where is None:
+        where = site.spec_location()
+        field = ()
+    if where is None:
+        return ""
+    if field == ("config",) and offset >= 0 and (pos := site.position("config")) is not None:
+        # A block scalar's text starts on the line after its key.
+        file, _, _ = where.rsplit(":", 2)
+        where = f"{file}:{pos.line + 1 + offset}:{pos.column + 2}"
+    shown = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in field).lstrip(".")
+    return f"{where} ({shown})" if shown else where
+
+
+def _nginx_error(exc: CommandFailed, what: str, site: NginxSite | None = None) -> ApplyError:
+    """Turn INSTALL/REMOVE's exit codes into the operator's terms, quoting nginx. For a
+    refused site, the message names the spec file, line and field its error came from
+    (nginx names a line of the rendered file, which the operator never wrote)."""
     message = (exc.stderr or exc.stdout).strip()
     if exc.exit_code == REFUSED:
         hint = next((f"\nhint: {text}" for needle, text in HINTS.items() if needle in message), "")
-        return ApplyError(f"nginx -t refused {what}; the previous version stays in place and nginx was "
+        where = spec_position_of_refusal(site, message) if site is not None else ""
+        at = f" (from {where})" if where else ""
+        return ApplyError(f"nginx -t refused {what}{at}; the previous version stays in place and nginx was "
                           f"not reloaded:\n{message}{hint}")
     if exc.exit_code == ALREADY_BROKEN:
         return ApplyError(f"nginx's configuration is invalid even without {what}, so nothing was changed; "
@@ -244,7 +275,7 @@ class NginxSitesProvider(Provider[NginxSite]):
             try:
                 ctx.transport.run_script(INSTALL, [facts.layout.value, name, mode], stdin=raw.encode())
             except CommandFailed as exc:
-                raise _nginx_error(exc, f"the new version of site {name!r}") from exc
+                raise _nginx_error(exc, f"the new version of site {name!r}", site) from exc
         # Anything else (nginx stopped, a reload pending, a triggering certificate) is
         # settled by the one reload or start in finish.
 

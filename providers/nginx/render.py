@@ -330,3 +330,46 @@ def render_site(site: NginxSite) -> str:
     for block in blocks:
         out.append("\n" + "\n".join(block) + "\n")
     return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------
+# From a line of the rendered file back to the spec
+
+def _values(value: object, path: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    if isinstance(value, bool) or value is None:
+        return out
+    if isinstance(value, str | int):
+        out.append((path, str(value)))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            out.extend(_values(v, (*path, k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out.extend(_values(v, (*path, i)))
+    return out
+
+
+def source_of_line(site: NginxSite, line_no: int) -> tuple[tuple[str | int, ...], int]:
+    """The spec field that produced line ``line_no`` (1-based) of the rendered site file,
+    and how many lines into that field's value it is (for a multi-line ``config``).
+    ``((), 0)`` (the site itself) when no field can be told."""
+    lines = render_site(site).splitlines()
+    if not 1 <= line_no <= len(lines):
+        return (), 0
+    header_lines = header(site.name).count("\n")
+    if site.config is not None:
+        return (("config",), line_no - header_lines - 1) if line_no > header_lines else ((), 0)
+    text = lines[line_no - 1].strip()
+    tokens = set(re.split(r"[\s;{}\"']+", text))
+    # The longest spec value written on that line says which field it came from (a
+    # location's path "/" is on many lines, a proxy_pass URL or an extra directive on one).
+    best: tuple[int, tuple[str | int, ...]] | None = None
+    for path, value in _values(site.model_dump(mode="python", by_alias=True)):
+        value = value.strip()
+        if not value or (len(value) < 3 and value not in tokens):
+            continue
+        found = value in text or _directive(value) in text
+        if found and (best is None or (len(value), len(path)) > (best[0], len(best[1]))):
+            best = (len(value), path)
+    return (best[1], 0) if best else ((), 0)

@@ -18,10 +18,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from reconciler.interpolate import references, walk_strings
 from reconciler.provider import Issue, Resource
 
-from ..common.checks import check_account, check_path
+from ..common.checks import check_account, check_path, check_port
 
 UNIT_DIR = "/etc/systemd/system"
 ENV_DIR = "/etc/reconciler/services"
+HEALTH_DIR = "/var/lib/reconciler/services"
+"""``NAME.unhealthy`` here: the service's last health check failed (see ServicesProvider)."""
 """Where the ``environment`` of a service is written (root-only: it may hold secrets)."""
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
@@ -330,6 +332,10 @@ class Service(Resource):
     def env_path(self) -> str:
         return f"{ENV_DIR}/{self.name}.env"
 
+    @property
+    def unhealthy_marker(self) -> str:
+        return f"{HEALTH_DIR}/{self.name}.unhealthy"
+
 
 def unit_reference(name: str) -> str:
     """``backend`` -> ``backend.service``; names with a unit suffix stay as they are."""
@@ -505,12 +511,16 @@ def _validate_health(h: Health, state: str) -> list[Issue]:
     issues: list[Issue] = []
     if h.http is not None and not re.match(r"^https?://[^\s/]+(/\S*)?$", h.http):
         issues.append(Issue(("health", "http"), "expected an http:// or https:// URL"))
+    elif h.http is not None:
+        issues += check_port(h.http, ("health", "http"))
     if h.http is None and ("expect_status" in h.model_fields_set or h.expect_json is not None):
         issues.append(Issue(("health",), "expect_status and expect_json only apply to an http check"))
     if h.tcp is not None:
         host, sep, port = h.tcp.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or not host or not port.isdigit():
             issues.append(Issue(("health", "tcp"), 'expected "HOST:PORT", e.g. "127.0.0.1:5432"'))
+        else:
+            issues += check_port(h.tcp, ("health", "tcp"))
     if h.command is not None and not h.command:
         issues.append(Issue(("health", "command"), "the command must not be empty"))
     if h.timeout <= 0:

@@ -1,9 +1,10 @@
 """Observing services: one remote script for every unit, and pure parsing of its output.
 
-The script prints four sections: the SHA-256 of each unit file, the modification
+The script prints five sections: the SHA-256 of each unit file, the modification
 times of the files each service reads at start (unit, environment files, restart_on
-files), the content of the reconciler's environment files (base64), and ONE
-``systemctl show`` for all units. Parsing is kept apart so it is tested on golden
+files), the content of the reconciler's environment files (base64), the services
+whose last health check failed (a marker file each), and ONE ``systemctl show`` for
+all units. Parsing is kept apart so it is tested on golden
 output from a real host.
 
 systemd details worth knowing here:
@@ -29,7 +30,7 @@ from datetime import UTC, datetime
 from reconciler.provider import State
 from reconciler.sensitive import Sensitive
 
-from .model import ENV_DIR, UNIT_DIR, Service, secret_env_keys
+from .model import ENV_DIR, HEALTH_DIR, UNIT_DIR, Service, secret_env_keys
 from .render import digest, parse_env_file
 
 SHOW_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "UnitFileState", "NeedDaemonReload",
@@ -55,6 +56,8 @@ echo "@@env"
 for n in $names; do
   f="$env_dir/$n.env"; [ -f "$f" ] && printf '%s %s\n' "$n" "$(base64 -w0 < "$f")"
 done
+echo "@@unhealthy"
+for n in $names; do [ -e "$HEALTH_DIR/$n.unhealthy" ] && echo "$n"; done
 echo "@@show"
 units=""
 for n in $names; do units="$units $n.service"; done
@@ -70,11 +73,12 @@ class Observation:
     mtimes: dict[str, float] = field(default_factory=dict)      # path -> seconds since the epoch
     env_files: dict[str, str] = field(default_factory=dict)     # service name -> file text
     units: dict[str, dict[str, str]] = field(default_factory=dict)  # unit id -> show properties
+    unhealthy: set[str] = field(default_factory=set)            # names whose last health check failed
 
 
 def observe_argv(names: Sequence[str], extra_paths: Sequence[str]) -> list[str]:
-    return ["env", "PROPS=" + ",".join(SHOW_PROPERTIES), "sh", "-c", OBSERVE_SCRIPT, "reconciler",
-            UNIT_DIR, ENV_DIR, *names, "--", *extra_paths]
+    return ["env", "PROPS=" + ",".join(SHOW_PROPERTIES), f"HEALTH_DIR={HEALTH_DIR}", "sh", "-c",
+            OBSERVE_SCRIPT, "reconciler", UNIT_DIR, ENV_DIR, *names, "--", *extra_paths]
 
 
 def parse_systemctl_show(text: str) -> dict[str, dict[str, str]]:
@@ -114,7 +118,7 @@ def parse_observation(text: str) -> Observation:
     section = ""
     show_lines: list[str] = []
     for line in text.splitlines():
-        if line.startswith("@@") and line[2:] in ("sha256", "mtime", "env", "show"):
+        if line.startswith("@@") and line[2:] in ("sha256", "mtime", "env", "unhealthy", "show"):
             section = line[2:]
             continue
         if section == "sha256" and line:
@@ -132,6 +136,8 @@ def parse_observation(text: str) -> Observation:
                 obs.env_files[name] = base64.b64decode(encoded).decode("utf-8", "replace")
             except (binascii.Error, ValueError):
                 obs.env_files[name] = ""
+        elif section == "unhealthy" and line:
+            obs.unhealthy.add(line.strip())
         elif section == "show":
             show_lines.append(line)
     obs.units = parse_systemctl_show("\n".join(show_lines))
@@ -157,6 +163,8 @@ def observed_environment(text: str | None, service: Service | None) -> dict[str,
 
 
 ACTIVE_STATES = ("active", "activating", "reloading", "deactivating")
+HEALTHY = "healthy"
+UNHEALTHY = "unhealthy"
 
 
 def changed_since_start(service: Service, obs: Observation, props: Mapping[str, str]) -> list[str]:
@@ -189,4 +197,6 @@ def service_state(name: str, obs: Observation, service: Service | None) -> State
     }
     if service is not None:
         state["changed_since_start"] = changed_since_start(service, obs, props)
+        if service.health is not None and service.state == "running":
+            state["health"] = UNHEALTHY if name in obs.unhealthy else HEALTHY
     return state

@@ -11,9 +11,15 @@ Apply, per run of service changes:
   quoting systemd's message), write environment files (0600) and units atomically,
   then enable/disable them all and ONE ``daemon-reload``, in one command.
 * ``apply``: restart when the unit, its environment, a file it reads or a
-  ``restart_on`` resource changed, or when it is not running; then wait for its health
-  check (an unhealthy service fails the change with the journal tail). Stop a service
-  the spec wants stopped. A prune stops, disables and deletes.
+  ``restart_on`` resource changed, when it is not running or when its last health
+  check failed; then wait for its health check (an unhealthy service fails the change
+  with the journal tail). Stop a service the spec wants stopped. A prune stops,
+  disables and deletes.
+
+A failed health check is not forgotten: a marker ``/var/lib/reconciler/services/NAME.unhealthy``
+makes ``health`` observe as ``unhealthy`` (desired: ``healthy``), so the next plan
+shows the service as pending and the next apply restarts it and checks again; the
+marker goes when a check passes.
 * ``finish``: one ``daemon-reload`` after prunes.
 """
 
@@ -31,8 +37,8 @@ from reconciler.transport.ops import FileWrite
 from ..common.exposure import measure
 from .hardening import failure_hint
 from .health import journal_tail, wait_healthy
-from .model import ENV_DIR, UNIT_DIR, UNIT_NAME, Service, unit_reference, validate_service
-from .observe import observe_argv, parse_observation, service_state, watched_files
+from .model import ENV_DIR, HEALTH_DIR, UNIT_DIR, UNIT_NAME, Service, unit_reference, validate_service
+from .observe import HEALTHY, UNHEALTHY, observe_argv, parse_observation, service_state, watched_files
 from .render import digest, env_text, render_env_file, render_unit
 from .systemd import (
     ENABLE_SCRIPT,
@@ -142,6 +148,8 @@ class ServicesProvider(Provider[Service]):
         }
         if resource.state == "running":
             state["changed_since_start"] = []
+            if resource.health is not None:
+                state["health"] = HEALTHY
         after = _exposure(ctx).get(resource.name, {}).get("after")
         if after is not None:
             state["exposure"] = after
@@ -279,7 +287,8 @@ class ServicesProvider(Provider[Service]):
         name = item.change.id
         if item.change.action is Action.DELETE:
             ctx.transport.run_script(PRUNE_SCRIPT, [f"{name}.service", f"{UNIT_DIR}/{name}.service",
-                                                    f"{ENV_DIR}/{name}.env"])
+                                                    f"{ENV_DIR}/{name}.env",
+                                                    f"{HEALTH_DIR}/{name}.unhealthy"])
             run.reload_after_prune = True
             return
         assert isinstance(item.resource, Service)
@@ -293,13 +302,21 @@ class ServicesProvider(Provider[Service]):
             return
         # Restart for anything the running process has not seen; a unit that is not
         # active (stopped, failed, in a restart loop) is (re)started all the same.
-        restart = (name in run.rewritten or actual.get("active") != "active"
+        was_unhealthy = actual.get("health") == UNHEALTHY
+        restart = (name in run.rewritten or actual.get("active") != "active" or was_unhealthy
                    or bool(actual.get("changed_since_start")) or bool(actual.get("need_daemon_reload"))
                    or any(t in ctx.applied for t in self.triggers(service)))
         if restart:
             try:
                 self._control(ctx, service, "start", ["systemctl", "restart", "--", service.unit_name])
-                wait_healthy(ctx, service)
+                try:
+                    wait_healthy(ctx, service)
+                except ApplyError as exc:
+                    # Remembered on the host: the next plan shows the service as unhealthy
+                    # and the next apply restarts and checks it again, until it passes.
+                    ctx.transport.write_file(service.unhealthy_marker,
+                                             (str(exc).splitlines()[0] + "\n").encode(), mode="0600")
+                    raise
             except ApplyError as exc:
                 # Name the sandbox directive the journal points at: a program that breaks
                 # under a profile it never asked for should say why.
@@ -307,6 +324,8 @@ class ServicesProvider(Provider[Service]):
                 if not hint:
                     raise
                 raise ApplyError(f"{exc}\n{hint}") from exc
+            if was_unhealthy:
+                ctx.transport.run(["rm", "-f", "--", service.unhealthy_marker])
 
     @staticmethod
     def _control(ctx: HostContext, service: Service, verb: str, argv: list[str]) -> None:

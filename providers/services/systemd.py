@@ -68,7 +68,7 @@ systemctl reset-failed -- "$1" 2>/dev/null || true
 PRUNE_SCRIPT = r"""
 set -eu
 systemctl disable --now --no-reload -- "$1"
-rm -f -- "$2" "$3"
+rm -f -- "$2" "$3" "$4"
 systemctl reset-failed -- "$1" 2>/dev/null || true
 """
 

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -17,23 +18,28 @@ from typing import Any
 from reconciler.commands import EXIT_ERROR, EXIT_OK, add_log_options
 from reconciler.controller.config import (
     DEFAULT_STATE_DIR,
+    REPO_ENV,
+    WEBHOOK_SECRET_ENV,
     ControllerConfig,
     default_config_path,
     load_config,
 )
 from reconciler.controller.report import render_history, render_status
 from reconciler.controller.state import StateStore
+from reconciler.sensitive import redact_urls
 
 # (dest, flag, type, help) of every setting that watch and install-service share.
 _SETTINGS: list[tuple[str, str, Any, str]] = [
-    ("repo", "--repo", str, "git URL or local path of the spec repository"),
+    ("repo", "--repo", str, "git URL or local path of the spec repository (or $RECONCILER_REPO); "
+                            "install-service keeps a URL with credentials out of the unit"),
     ("branch", "--branch", str, "branch to follow (default main)"),
     ("path", "--path", str, "spec directory or file inside the repository (default: the root)"),
     ("interval", "--interval", str, "fetch interval, e.g. 30s (default 30s)"),
     ("drift_interval", "--drift-interval", str, "plan-again interval to find drift (default 60s)"),
     ("listen", "--listen", str, "address of /healthz, /metrics, /hooks/git (default 127.0.0.1:9109; off)"),
     ("webhook_secret_file", "--webhook-secret-file", str,
-     "file with the shared secret for POST /hooks/git (or set $RECONCILER_WEBHOOK_SECRET)"),
+     "file with the shared secret for POST /hooks/git (or set $RECONCILER_WEBHOOK_SECRET; "
+     "install-service passes it to the service in a root-only environment file)"),
     ("allowed_signers", "--allowed-signers", str, "ssh allowed_signers file trusted for commit signatures"),
     ("gpg_home", "--gpg-home", str, "GNUPGHOME with the OpenPGP keys trusted for commit signatures"),
     ("drift_correction", "--drift-correction", str,
@@ -163,15 +169,31 @@ def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def watch_argv(args: argparse.Namespace, config: ControllerConfig) -> list[str]:
+def service_secrets(args: argparse.Namespace, config: ControllerConfig,
+                    environ: Mapping[str, str]) -> dict[str, str]:
+    """What the service needs that must not be in its unit (which any user may read):
+    a repository URL carrying credentials, and a webhook secret given at install time
+    through $RECONCILER_WEBHOOK_SECRET (a --webhook-secret-file is passed by path)."""
+    secrets: dict[str, str] = {}
+    if args.repo is not None and redact_urls(config.repo) != config.repo:
+        secrets[REPO_ENV] = config.repo
+    env_secret = environ.get(WEBHOOK_SECRET_ENV, "").strip()
+    if env_secret and not config.webhook_secret_file:
+        secrets[WEBHOOK_SECRET_ENV] = env_secret
+    return secrets
+
+
+def watch_argv(args: argparse.Namespace, config: ControllerConfig,
+               secrets: Mapping[str, str] | None = None) -> list[str]:
     """The ``reconcile watch`` arguments the service runs with: the flags given here,
-    with paths made absolute (the service's working directory is /)."""
+    with paths made absolute (the service's working directory is /). A setting in
+    ``secrets`` reaches the service through its environment file instead."""
     argv = ["watch", "--state-dir", str(Path(config.state_dir).resolve())]
     if args.config:
         argv += ["--config", str(Path(args.config).resolve())]
     for dest, flag, _kind, _text in _SETTINGS:
         value = getattr(args, dest)
-        if value is None:
+        if value is None or (dest == "repo" and REPO_ENV in (secrets or {})):
             continue
         if dest in ("repo", "webhook_secret_file", "allowed_signers", "gpg_home") and os.path.exists(value):
             value = str(Path(value).resolve())
@@ -187,15 +209,20 @@ def cmd_install_service(args: argparse.Namespace) -> int:
 
     config = _config(args)  # refuse bad settings now, not in a restart loop
     config.webhook_secret(os.environ)
-    exec_argv = [*service.reconcile_executable(), *watch_argv(args, config)]
-    unit = service.render_unit(exec_argv, repo=config.repo)
+    secrets = service_secrets(args, config, os.environ)
+    exec_argv = [*service.reconcile_executable(), *watch_argv(args, config, secrets)]
+    env_path = service.environment_file_path(args.unit_name)
+    unit = service.render_unit(exec_argv, repo=config.repo, environment_file=env_path if secrets else None)
     if args.print_only:
         print(unit, end="")
+        if secrets:
+            print(f"# {env_path} (mode 0600) would hold: {', '.join(secrets)}")
         return EXIT_OK
     Path(config.state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = service.install(unit, unit_name=args.unit_name, start=not args.no_start)
+    path = service.install(unit, unit_name=args.unit_name, start=not args.no_start, environment=secrets)
     action = "enabled" if args.no_start else "enabled and started"
     print(f"Installed {path}; {args.unit_name} is {action}.\n"
-          f"  status:  reconcile status --state-dir {config.state_dir}\n"
+          + (f"  secrets: {env_path} (root only: {', '.join(secrets)})\n" if secrets else "")
+          + f"  status:  reconcile status --state-dir {config.state_dir}\n"
           f"  logs:    journalctl -u {args.unit_name}")
     return EXIT_OK

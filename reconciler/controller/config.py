@@ -28,6 +28,7 @@ Example ``controller.yaml``::
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from enum import StrEnum
@@ -48,12 +49,17 @@ from pydantic import (
 
 from reconciler.diagnostics import SourcePos, format_path
 from reconciler.errors import ReconcilerError
+from reconciler.sensitive import redact_urls, register_url_credentials
 from reconciler.yamlpos import load_yaml
 
 DEFAULT_STATE_DIR = "/var/lib/reconciler/controller"
 DEFAULT_LISTEN = "127.0.0.1:9109"
 CONFIG_NAME = "controller.yaml"
 WEBHOOK_SECRET_ENV = "RECONCILER_WEBHOOK_SECRET"
+REPO_ENV = "RECONCILER_REPO"
+"""The repository URL when neither --repo nor the config file names it: how
+``install-service`` hands the service a URL with credentials (from a root-only
+EnvironmentFile, never the unit or the command line, which any user can read)."""
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -192,6 +198,18 @@ class ControllerConfig(BaseModel):
     backoff_base: Duration = 2.0
     backoff_max: Duration = 300.0
 
+    @field_validator("repo")
+    @classmethod
+    def _repo_credentials(cls, value: str) -> str:
+        # From here on, a token in the URL is scrubbed from every log line, status and error.
+        register_url_credentials(value)
+        return value
+
+    @property
+    def shown_repo(self) -> str:
+        """The repository URL with any credentials replaced, for units, status and logs."""
+        return redact_urls(self.repo)
+
     @field_validator("interval", "drift_interval")
     @classmethod
     def _not_too_short(cls, value: float) -> float:
@@ -288,8 +306,11 @@ def load_config(path: str | None, overrides: Mapping[str, Any]) -> ControllerCon
             data[key] = {**data[key], **value}
         else:
             data[key] = value
+    if "repo" not in data and os.environ.get(REPO_ENV):
+        data["repo"] = os.environ[REPO_ENV]
     if "repo" not in data:
-        raise ConfigError("no repository: pass --repo URL_OR_PATH or set repo: in the controller config")
+        raise ConfigError(f"no repository: pass --repo URL_OR_PATH, set repo: in the controller config "
+                          f"or ${REPO_ENV}")
     try:
         return ControllerConfig.model_validate(data)
     except ValidationError as exc:

@@ -19,6 +19,7 @@ from pathlib import Path
 import git
 
 from reconciler.errors import ReconcilerError
+from reconciler.sensitive import redact_urls, register_url_credentials, scrub_text
 
 
 class GitSourceError(ReconcilerError):
@@ -48,8 +49,10 @@ class SignatureCheck:
 
 
 def _stderr(exc: git.GitCommandError) -> str:
+    """git's message, with credentials scrubbed: git echoes the remote URL (with any
+    ``user:token@`` in it) in its errors, and GitPython adds the command line."""
     text = exc.stderr if isinstance(exc.stderr, str) else str(exc)
-    return text.strip().removeprefix("stderr:").strip().strip("'").strip()
+    return scrub_text(text.strip().removeprefix("stderr:").strip().strip("'").strip())
 
 
 def local_git_dir(url: str) -> Path | None:
@@ -73,6 +76,8 @@ def local_git_dir(url: str) -> Path | None:
 class GitSource:
     def __init__(self, url: str, branch: str, repo_dir: Path, worktrees_dir: Path) -> None:
         self.url = str(Path(url).resolve()) if local_git_dir(url) and not url.startswith("file://") else url
+        register_url_credentials(self.url)
+        self.shown_url = redact_urls(self.url)  # as messages show it: credentials replaced
         self.branch = branch
         self.repo_dir = repo_dir
         self.worktrees_dir = worktrees_dir
@@ -110,7 +115,7 @@ class GitSource:
             git.Repo.clone_from(self.url, tmp, bare=True, single_branch=True, branch=self.branch)
         except git.GitCommandError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise GitSourceError(f"cannot clone {self.url} (branch {self.branch}): {_stderr(exc)}",
+            raise GitSourceError(f"cannot clone {self.shown_url} (branch {self.branch}): {_stderr(exc)}",
                                  transient=True) from exc
         os.replace(tmp, self.repo_dir)
         return git.Repo(self.repo_dir)
@@ -122,7 +127,7 @@ class GitSource:
                                 f"+refs/heads/{self.branch}:{self.tracking_ref}")
             sha: str = self.repo.git.rev_parse("--verify", f"{self.tracking_ref}^{{commit}}").strip()
         except git.GitCommandError as exc:
-            raise GitSourceError(f"cannot fetch {self.branch} from {self.url}: {_stderr(exc)}",
+            raise GitSourceError(f"cannot fetch {self.branch} from {self.shown_url}: {_stderr(exc)}",
                                  transient=True) from exc
         return sha
 

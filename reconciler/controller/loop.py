@@ -65,7 +65,13 @@ from reconciler.controller.state import (
     utc_now,
 )
 from reconciler.controller.transports import TransportPool
-from reconciler.controller.watchers import DockerEventsWatcher, PathWatcher, RepoWatcher, managed_paths
+from reconciler.controller.watchers import (
+    DockerEventsWatcher,
+    PathWatcher,
+    RepoWatcher,
+    ServiceEventsWatcher,
+    managed_paths,
+)
 from reconciler.controller.windows import WindowDecision, decide
 from reconciler.diagnostics import Diagnostic, Diagnostics, SourcePos
 from reconciler.provider import ProviderLoadError
@@ -107,6 +113,7 @@ class Trigger(StrEnum):
     DRIFT_INTERVAL = "drift-interval"
     FILE_EVENT = "file-event"
     DOCKER_EVENT = "docker-event"
+    SERVICE_EVENT = "service-event"
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -160,6 +167,8 @@ class Controller:
         self._path_watcher = PathWatcher(lambda paths: self.request_drift(Trigger.FILE_EVENT, sorted(paths)))
         self._docker_watcher = DockerEventsWatcher(
             lambda host, what: self.request_drift(Trigger.DOCKER_EVENT, [f"{host}: {what}"]))
+        self._service_watcher = ServiceEventsWatcher(
+            lambda host, what: self.request_drift(Trigger.SERVICE_EVENT, [f"{host}: {what}"]))
 
     # ------------------------------------------------------------------ requests (any thread)
     def request_fetch(self, trigger: Trigger) -> None:
@@ -242,6 +251,7 @@ class Controller:
             self._repo_watcher.stop()
         self._path_watcher.stop()
         self._docker_watcher.stop()
+        self._service_watcher.stop()
         if self.http is not None:
             self.http.stop()
             self.http = None
@@ -623,6 +633,7 @@ class Controller:
         local_hosts = [name for name, host in spec.hosts.items() if host.connect == "local"]
         self._path_watcher.set_paths(managed_paths(spec, local_hosts))
         self._docker_watcher.set_spec(spec)
+        self._service_watcher.set_spec(spec)
 
     def _drift_allowed(self) -> tuple[bool, str]:
         policy = self.config.drift_correction

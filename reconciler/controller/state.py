@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ReconcilerError
+from reconciler.sensitive import scrub_data
 
 STATUS_FILE = "status.json"
 HISTORY_FILE = "history.jsonl"
@@ -128,7 +129,10 @@ class ControllerStatus:
     health: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": STATUS_FORMAT, **asdict(self)}
+        """The status as stored and shown (status.json, ``reconcile status``, ``/status``),
+        with secrets and URL credentials scrubbed from every string."""
+        data: dict[str, Any] = scrub_data({"format": STATUS_FORMAT, **asdict(self)})
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ControllerStatus:
@@ -225,7 +229,9 @@ class StateStore:
 
     # -- history -----------------------------------------------------------------------
     def append_history(self, entry: dict[str, Any]) -> None:
-        line = (json.dumps(entry, separators=(",", ":"), default=str) + "\n").encode()
+        """Append one entry (secrets and URL credentials scrubbed), fsynced."""
+        line = (json.dumps(scrub_data(json.loads(json.dumps(entry, default=str))),
+                           separators=(",", ":")) + "\n").encode()
         fd = os.open(self.history_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, line)

@@ -9,6 +9,11 @@
 * ``DockerEventsWatcher``: container events (die, destroy, oom, pause, rename,
   update) for containers carrying the ``io.reconciler.managed`` label, on each
   host's own engine (the local socket, or over the host's SSH connection).
+* ``ServiceEventsWatcher``: systemd's own record of unit state changes, followed on
+  each host that runs managed services (``journalctl --follow`` of PID 1 over SSH, or
+  locally): a managed service stopped, failed, restarted, or a daemon-reload (which
+  is how ``systemctl enable/disable`` take effect) asks for a drift check at once,
+  not at the next drift interval.
 
 Watchers only *request* work; the loop coalesces requests, so our own writes
 during an apply cost one extra (empty) plan, never a loop.
@@ -17,11 +22,13 @@ during an apply cost one extra (empty) plan, never a loop.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import subprocess
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 import watchfiles
@@ -29,6 +36,9 @@ import watchfiles
 from reconciler.engine import make_transport, transport_key
 from reconciler.errors import ReconcilerError
 from reconciler.spec import LoadedSpec
+from reconciler.transport.base import Transport
+from reconciler.transport.local import LocalTransport
+from reconciler.transport.ssh import SSHTransport
 
 log = structlog.get_logger("reconciler.controller.watch")
 
@@ -221,6 +231,158 @@ class DockerEventsWatcher:
         for name, key in wanted.items():
             if name not in self._watchers:
                 watcher = _HostEvents(name, spec, self.on_event)
+                self._watchers[name] = (key, watcher)
+                watcher.start()
+
+    def stop(self) -> None:
+        for _key, watcher in self._watchers.values():
+            watcher.stop()
+        self._watchers.clear()
+
+
+# PID 1's own log lines: one per unit state change ("Stopped x.service", "x.service:
+# Failed with result 'exit-code'", "Started ...") with UNIT= naming the unit, and
+# "Reloading..." for a daemon-reload. Only the two fields used are sent. The stream
+# starts REPLAY_SECONDS back (in the host's own clock), so a change made while the
+# connection was being set up is not missed; a reconnect after a longer gap asks for
+# a drift check by itself.
+REPLAY_SECONDS = 30
+JOURNAL_FOLLOW = ["journalctl", "--follow", f"--since=-{REPLAY_SECONDS}s", "--output=json",
+                  "--output-fields=UNIT,MESSAGE", "--no-pager", "_PID=1"]
+SERVICES_KIND = "services"
+
+
+def managed_units(spec: LoadedSpec, host: str) -> frozenset[str]:
+    """The systemd units the spec manages on ``host`` (its ``services`` entries)."""
+    return frozenset(f"{e.id}.service" for e in spec.entries_for(host) if e.kind == SERVICES_KIND)
+
+
+def unit_event(line: str, units: frozenset[str]) -> str | None:
+    """What one ``journalctl -o json`` line says about the managed units, or None when
+    it is about something else. A daemon-reload counts: it is how enable/disable act."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(entry, dict):
+        return None
+    unit, message = entry.get("UNIT"), entry.get("MESSAGE")
+    message = message if isinstance(message, str) else ""
+    if isinstance(unit, str) and unit in units:
+        return f"{unit}: {message}"[:200]
+    if unit is None and message.startswith("Reloading"):
+        return "systemd: " + message[:100]
+    return None
+
+
+class _HostUnitEvents:
+    """One host's stream of PID 1's journal, reconnecting with backoff."""
+
+    def __init__(self, host: str, spec: LoadedSpec, units: frozenset[str],
+                 on_event: Callable[[str, str], None]) -> None:
+        self.host = host
+        self.spec = spec
+        self.units = units
+        self.on_event = on_event
+        self.stopped = threading.Event()
+        self._close: Callable[[], None] | None = None
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name=f"controller-systemd-{host}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        with self._lock:
+            close = self._close
+        if close is not None:
+            with contextlib.suppress(Exception):
+                close()
+
+    def _open(self, transport: Transport) -> tuple[Iterable[bytes], Callable[[], None]]:
+        """Start ``JOURNAL_FOLLOW`` on the host: (its output lines, how to end it)."""
+        if isinstance(transport, SSHTransport):
+            ssh = transport.client.get_transport()
+            if ssh is None:
+                raise ReconcilerError(f"{transport.description}: connection lost")
+            channel = ssh.open_session(timeout=15)
+            channel.exec_command(transport.quote(JOURNAL_FOLLOW))
+            return cast(Iterable[bytes], channel.makefile("rb")), channel.close
+        if isinstance(transport, LocalTransport):
+            proc = subprocess.Popen(JOURNAL_FOLLOW, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, close_fds=True)
+            assert proc.stdout is not None
+
+            def end() -> None:
+                proc.kill()
+                proc.wait(10)
+                if proc.stdout is not None:
+                    proc.stdout.close()
+            return proc.stdout, end
+        raise ReconcilerError(f"no journal stream over {transport.description}")
+
+    def _run(self) -> None:
+        delay = 5.0
+        first = True
+        while not self.stopped.is_set():
+            transport = make_transport(self.host, self.spec)
+            end: Callable[[], None] | None = None
+            try:
+                lines, end = self._open(transport)
+                with self._lock:
+                    self._close = end
+                if self.stopped.is_set():
+                    return
+                log.info("watching systemd events", host=self.host, units=len(self.units))
+                if not first:
+                    self.on_event(self.host, "systemd event stream reconnected")
+                first = False
+                for raw in lines:
+                    if self.stopped.is_set():
+                        return
+                    delay = 5.0
+                    what = unit_event(raw.decode("utf-8", "replace"), self.units)
+                    if what is not None:
+                        self.on_event(self.host, what)
+            except ReconcilerError as exc:
+                log.debug("no systemd events", host=self.host, error=str(exc))
+            except Exception as exc:  # the stream ends when the connection or the host goes
+                log.debug("systemd event stream ended", host=self.host, error=f"{type(exc).__name__}: {exc}")
+            finally:
+                with self._lock:
+                    self._close = None
+                if end is not None:
+                    with contextlib.suppress(Exception):
+                        end()
+                with contextlib.suppress(Exception):
+                    transport.close()
+            self.stopped.wait(delay)
+            delay = min(delay * 2, 300.0)
+
+
+class ServiceEventsWatcher:
+    """Calls ``on_event(host, description)`` when systemd reports a state change of a
+    managed service (or a daemon-reload) on one of the spec's hosts."""
+
+    def __init__(self, on_event: Callable[[str, str], None]) -> None:
+        self.on_event = on_event
+        self._watchers: dict[str, tuple[tuple[Any, ...], _HostUnitEvents]] = {}
+
+    def set_spec(self, spec: LoadedSpec) -> None:
+        wanted: dict[str, tuple[Any, ...]] = {}
+        units_of: dict[str, frozenset[str]] = {}
+        for name in spec.hosts:
+            units = managed_units(spec, name)
+            if units:
+                units_of[name] = units
+                wanted[name] = (transport_key(name, spec), units)
+        for name in list(self._watchers):
+            if wanted.get(name) != self._watchers[name][0]:
+                self._watchers.pop(name)[1].stop()
+        for name, key in wanted.items():
+            if name not in self._watchers:
+                watcher = _HostUnitEvents(name, spec, units_of[name], self.on_event)
                 self._watchers[name] = (key, watcher)
                 watcher.start()
 

@@ -23,6 +23,7 @@ from tests.controller.support import LocalRepo, files_yaml, read_status, ssh_hos
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LABEL = "io.reconciler.testbed=1"
+IMAGE_UID = 10001  # the Dockerfile's user `reconciler`
 
 
 def docker(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -54,6 +55,18 @@ def test_image_runs_reconcile(controller_image: str) -> None:
     config = docker("image", "inspect", "-f", "{{json .Config.Entrypoint}} {{json .Config.Cmd}}",
                     controller_image).stdout
     assert '["reconcile"]' in config and '"watch"' in config
+    # Loopback unless told otherwise: the image does not widen the default listen address.
+    assert "--listen" not in config and "0.0.0.0" not in config
+    help_text = docker("run", "--rm", "--label", LABEL, controller_image, "watch", "--help").stdout
+    assert "default 127.0.0.1:9109" in " ".join(help_text.split())
+
+
+@pytest.mark.timeout(600)
+def test_image_runs_as_an_unprivileged_user(controller_image: str) -> None:
+    user = docker("image", "inspect", "-f", "{{.Config.User}}", controller_image).stdout.strip()
+    assert user == "reconciler"
+    ids = docker("run", "--rm", "--label", LABEL, "--entrypoint", "id", controller_image).stdout
+    assert ids.startswith("uid=10001(reconciler) gid=10001(reconciler)"), ids
 
 
 @pytest.mark.timeout(600)
@@ -64,13 +77,20 @@ def test_image_applies_a_spec_over_ssh(controller_image: str, shared_host: TestH
                .replace(str(shared_host.known_hosts_path), "/keys/known_hosts"))
     repo.write("specs/app.yaml", files_yaml({"/srv/from-image/app.conf": "applied by the image\n"}))
     sha = repo.commit("app")
+    # The container runs as uid 10001: its state directory, key and (mounted) repository
+    # are its own, as the Dockerfile's instructions say.
     state = tmp_path / "state"
     state.mkdir()
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    shutil.copy(shared_host.key_path, keys / "id")
+    shutil.copy(shared_host.known_hosts_path, keys / "known_hosts")
+    for path in (state, keys, keys / "id", keys / "known_hosts", *repo.path.rglob("*"), repo.path):
+        os.chown(path, IMAGE_UID, IMAGE_UID, follow_symlinks=False)
     # --network host: the test host's SSH port is published on this machine's 127.0.0.1.
     docker("run", "--rm", "--label", LABEL, "--network", "host",
            "-v", f"{repo.path}:/repo:ro", "-v", f"{state}:/var/lib/reconciler/controller",
-           "-v", f"{shared_host.key_path}:/keys/id:ro",
-           "-v", f"{shared_host.known_hosts_path}:/keys/known_hosts:ro",
+           "-v", f"{keys / 'id'}:/keys/id:ro", "-v", f"{keys / 'known_hosts'}:/keys/known_hosts:ro",
            controller_image, "watch", "--once", "--repo", "/repo", "--path", "specs", "--listen", "off")
     assert shared_host.exec(["cat", "/srv/from-image/app.conf"]).stdout == "applied by the image\n"
     assert read_status(state)["last_applied"]["revision"] == sha

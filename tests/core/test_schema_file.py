@@ -65,4 +65,7 @@ def test_every_file_and_every_spec_validates(spec_dir: Path) -> None:
                 merged.setdefault(key, {}).update(value)
             else:
                 merged[key] = value
-    jsonschema.validate(merged, whole)
+    if "hosts" in merged:
+        jsonschema.validate(merged, whole)
+    # else: a layer to copy into another spec (examples/servqr-offsite/specs-servqr); its
+    # files are checked one by one above.

@@ -55,7 +55,7 @@ def test_unhealthy_services_fail_with_journal_lines(fresh_host: TestHost, tmp_pa
 
     assert "✓ web: services:well (create)" in out
     # A failed check does not stop the service: it is left running for inspection.
-    # Health is checked after a start; it is not compared state, the unit's state is.
+    # The failed checks are remembered (test_unhealthy_is_remembered.py); a stopped unit shows too.
     assert is_active(fresh_host, "sick-tcp") == "active"
     fresh_host.exec("systemctl stop sick-tcp sick-http")
     proc = reconcile("plan", str(spec_dir), "--detailed-exitcode")
