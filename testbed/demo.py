@@ -2,7 +2,8 @@
 
 1. makes sure the Docker engine and the test bed images are there;
 2. starts a throwaway *bare* Debian 12 test host (one per host of the spec: systemd, sshd,
-   sudo, python3 and nothing else) and shows it coming up;
+   sudo, python3 and nothing else) and shows it coming up; the reconciler reaches it as
+   the user ``deploy``, who becomes root with sudo (root may not log in over SSH);
 3. runs ``reconcile --version``;
 4. when the CLI has ``plan``: runs ``reconcile plan``, ``reconcile apply`` and a second
    ``reconcile plan`` against the test host, using a copy of ``specs/servqr`` whose
@@ -58,9 +59,13 @@ def spec_hosts(spec_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
+DEPLOY_USER = "deploy"
+
+
 def host_entry(host: TestHost, vars_: dict[str, Any] | None = None) -> dict[str, Any]:
     entry: dict[str, Any] = {
-        "connect": host.ssh_url,
+        "connect": host.ssh_url_as(DEPLOY_USER),
+        "become": "sudo",
         "identity_file": str(host.key_path),
         "known_hosts": str(host.known_hosts_path),
     }
@@ -145,14 +150,15 @@ def main(argv: list[str] | None = None) -> int:
         hosts = dict(zip(names, start_hosts(len(names), names=names, image=images.bare), strict=True))
         print(f"   ready in {time.monotonic() - started:.1f}s")
         for name, host in hosts.items():
-            probe = host.ssh_exec(
+            probe = host.exec(
                 'echo "$(hostname): systemd $(systemctl is-system-running)"; '
                 ". /etc/os-release; echo \"$PRETTY_NAME, $(dpkg-query -W -f='.\\n' | wc -l) packages\"; "
                 "missing=; for c in nginx docker psql nft curl crontab; do "
                 'command -v $c >/dev/null || missing="$missing $c"; done; echo "not installed:$missing"',
                 check=False,
             )
-            print(f"   {name}: {host.ssh_url} (container {host.container_name})")
+            print(f"   {name}: {host.ssh_url_as(DEPLOY_USER)}, sudo to root "
+                  f"(container {host.container_name})")
             for line in probe.stdout.splitlines():
                 print(f"      {line}")
         point_hosts_at(workdir, hosts)
@@ -163,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
             for host in hosts.values():
                 stage_images(host, images)
             print(f"   done in {time.monotonic() - started:.1f}s")
+        for host in hosts.values():
+            # The host as operators have it: a deploy user with sudo, no root login.
+            host.add_sudo_user(DEPLOY_USER)
+            host.disable_root_login()
 
         say("reconcile --version")
         run_reconcile(["--version"])
