@@ -4,9 +4,10 @@
 
 Starts a throwaway *bare* test host (systemd, sshd, sudo, python3 and nothing else;
 label ``io.reconciler.testbed=1``, removed at exit), stages the PostgreSQL image for the
-Docker engine the spec installs, and times one ``reconcile apply`` of a copy of
-``specs/servqr`` pointed at it (the CLI as a user runs it), then checks the seed's
-health checks and that a second plan is empty.
+Docker engine the spec installs, adds the user ``deploy`` with sudo, and times one
+``reconcile apply`` of a copy of ``specs/servqr`` pointed at it as deploy with
+``become: sudo`` (the CLI as a user runs it), then checks the seed's health checks and
+that a second plan is empty.
 
 ``--cold`` empties the test bed's package cache first (testbed/aptcache.py: the
 apt-cacher-ng container is removed and its data directory moved aside, then restored
@@ -56,11 +57,13 @@ def one_run(run_no: int) -> dict[str, float | int | bool]:
         t1 = time.monotonic()
         stage_images(host, images)
         staged = time.monotonic() - t1
+        host.add_sudo_user("deploy")
         with tempfile.TemporaryDirectory(prefix="bench-servqr-") as tmp:
             spec = copy_spec(Path(tmp))
             hosts_file = spec / "hosts.yaml"
             data = yaml.safe_load(hosts_file.read_text())
-            data["hosts"]["servqr"] = {"connect": host.ssh_url, "identity_file": str(host.key_path),
+            data["hosts"]["servqr"] = {"connect": host.ssh_url_as("deploy"), "become": "sudo",
+                                       "identity_file": str(host.key_path),
                                        "known_hosts": str(host.known_hosts_path),
                                        "vars": data["hosts"]["servqr"]["vars"]}
             hosts_file.write_text(yaml.safe_dump(data, sort_keys=False))
