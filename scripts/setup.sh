@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare this machine (fresh Debian 12, as root) for the demo and the tests:
-#   1. machine packages (python3 venv support, git ...), only the missing ones
+#   1. machine packages (python3 venv support, git, chromium ...), only the missing ones
 #   2. .venv in the repo with the machine's python3 (>= 3.11) and `pip install -e '.[test]'`
 #   3. the Docker engine (scripts/ensure-docker.sh)
 #   4. the test bed images (python -m testbed.images build)
@@ -48,7 +48,9 @@ pick_python() {
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 # testssl.sh: the TLS scanner the nginx tests run against a test host's published 443.
-for p in git ca-certificates testssl.sh; do have_pkg "$p" || need+=("$p"); done
+# chromium (+ a font to render text): the controller's status page is tested in a real
+# headless browser (tests/support/browser.py). Each only installed when missing.
+for p in git ca-certificates testssl.sh chromium fonts-liberation; do have_pkg "$p" || need+=("$p"); done
 PY=$(pick_python || true)
 if [ -z "$PY" ]; then
     need+=(python3 python3-venv)

@@ -161,11 +161,13 @@ def cmd_history(args: argparse.Namespace) -> int:
     if not store.root.is_dir():
         print(f"error: no controller state in {store.root}", file=sys.stderr)
         return EXIT_ERROR
-    entries = store.read_history(max(0, args.limit) or None)
+    limit = max(0, args.limit)
+    entries = store.read_history(limit or None)
     if args.output == "json":
         print(json.dumps(entries, indent=2))
     else:
-        print(render_history(entries))
+        compacted = store.history.summary()["compacted"] if not limit else 0
+        print(render_history(entries, compacted))
     return EXIT_OK
 
 
@@ -209,6 +211,10 @@ def cmd_install_service(args: argparse.Namespace) -> int:
 
     config = _config(args)  # refuse bad settings now, not in a restart loop
     config.webhook_secret(os.environ)
+    config.status_page.token()
+    from reconciler.controller.notifications import Notifications
+
+    Notifications.from_config(config, os.environ)  # secret files readable, Apprise there when asked for
     secrets = service_secrets(args, config, os.environ)
     exec_argv = [*service.reconcile_executable(), *watch_argv(args, config, secrets)]
     env_path = service.environment_file_path(args.unit_name)

@@ -19,11 +19,26 @@ Example ``controller.yaml``::
       - {kind: allow, schedule: "0 22 * * 1-5", duration: 2h}
       - {kind: deny, schedule: "0 0 24 12 *", duration: 48h}
     drift_correction: always
+    history_max_size: 50MB
+    history_max_age: 90d
     health:
       grace: 60s
       checks:
         - {name: backend, http: "http://127.0.0.1:8000/health"}
         - {name: db, command: [pg_isready, -h, 127.0.0.1]}
+    notifications:                # docs/controller.md#notifications
+      link: "https://git.example.com/ops/servqr/commit/{revision}"
+      targets:
+        - {name: ops, kind: webhook, url: "https://hooks.example.com/reconciler",
+           secret_file: /etc/reconciler/notify-secret}
+        - {name: chat, kind: apprise, url_file: /etc/reconciler/apprise-urls,
+           events: [rolled-back, apply-failed, commit-refused, controller-stuck]}
+    commit_status:
+      api: https://git.example.com/api/v1
+      repository: ops/servqr
+      token_file: /etc/reconciler/forge-token
+    status_page:
+      token_file: /etc/reconciler/page-token
 """
 
 from __future__ import annotations
@@ -34,6 +49,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -47,9 +63,10 @@ from pydantic import (
     model_validator,
 )
 
+from reconciler.controller.notices import NoticeKind
 from reconciler.diagnostics import SourcePos, format_path
 from reconciler.errors import ReconcilerError
-from reconciler.sensitive import redact_urls, register_url_credentials
+from reconciler.sensitive import REDACTOR, redact_urls, register_url_credentials
 from reconciler.yamlpos import load_yaml
 
 DEFAULT_STATE_DIR = "/var/lib/reconciler/controller"
@@ -60,6 +77,7 @@ REPO_ENV = "RECONCILER_REPO"
 """The repository URL when neither --repo nor the config file names it: how
 ``install-service`` hands the service a URL with credentials (from a root-only
 EnvironmentFile, never the unit or the command line, which any user can read)."""
+FORGE_TOKEN_ENV = "RECONCILER_FORGE_TOKEN"
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -89,6 +107,29 @@ def parse_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from a number or a string like ``512KB``, ``50MB``, ``1GiB`` (binary units:
+    K, KB and KiB all mean 1024)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size like 50MB")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a size cannot be negative")
+        return int(value)
+    if not isinstance(value, str):
+        raise ValueError("expected a size like 50MB")
+    match = _SIZE.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"{value!r} is not a size; write e.g. 512KB, 50MB or 1GB")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 class WindowKind(StrEnum):
@@ -173,6 +214,166 @@ class HealthConfig(BaseModel):
     checks: list[HealthCheck] = Field(default_factory=list)
 
 
+def read_secret_file(path: str, what: str) -> str:
+    """The stripped content of a secret file (registered for redaction); ConfigError if
+    it cannot be read or is empty. The error names the file, never its content."""
+    try:
+        value = Path(path).read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"cannot read {what} {path}: {reason}") from exc
+    if not value:
+        raise ConfigError(f"{what} {path} is empty")
+    REDACTOR.register(value)
+    return value
+
+
+class TargetKind(StrEnum):
+    WEBHOOK = "webhook"  # a JSON POST, signed with HMAC-SHA256 when a secret is set
+    APPRISE = "apprise"  # chat and e-mail services through Apprise URLs (the `notify` extra)
+
+
+class NotifyTarget(BaseModel):
+    """One place notices go. The URL comes from ``url`` or, when it carries a token
+    (chat webhooks, Apprise URLs usually do), from ``url_file`` (one URL a line)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    kind: TargetKind
+    url: str | None = None
+    url_file: str | None = None
+    secret_file: str | None = Field(default=None, description="webhook: key of the HMAC-SHA256 signature.")
+    events: list[NoticeKind] | None = Field(default=None, description="Events sent here (default: all).")
+
+    @model_validator(mode="after")
+    def _one_url(self) -> NotifyTarget:
+        if (self.url is None) == (self.url_file is None):
+            raise ValueError("set exactly one of url or url_file")
+        if self.kind is TargetKind.WEBHOOK and self.url is not None and not re.match(r"https?://", self.url):
+            raise ValueError("a webhook url must be an http:// or https:// URL")
+        if self.kind is TargetKind.APPRISE and self.secret_file is not None:
+            raise ValueError("secret_file signs webhooks; Apprise URLs carry their own credentials")
+        return self
+
+    def urls(self) -> list[str]:
+        """The target's URL(s), read now (a file's URLs are registered for redaction)."""
+        if self.url is not None:
+            return [self.url]
+        assert self.url_file is not None
+        text = read_secret_file(self.url_file, f"url_file of notification target {self.name}")
+        urls = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        for url in urls:
+            REDACTOR.register(url)
+        if self.kind is TargetKind.WEBHOOK and (len(urls) != 1 or not re.match(r"https?://", urls[0])):
+            raise ConfigError(f"url_file of notification target {self.name} must hold one http(s) URL")
+        return urls
+
+    def secret(self) -> bytes | None:
+        if self.secret_file is None:
+            return None
+        return read_secret_file(self.secret_file, f"secret_file of notification target {self.name}").encode()
+
+
+class RateLimit(BaseModel):
+    """Notices that repeat without a new commit (drift, controller trouble) are sent at
+    most ``burst`` times per ``period`` for the same event and hosts; the next one
+    sent says how many were held back."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    burst: int = Field(default=3, ge=1)
+    period: Duration = 600.0
+
+
+class NotificationsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    targets: list[NotifyTarget] = Field(default_factory=list)
+    link: str | None = Field(default=None, description="Link of a notice; {revision} is its commit.")
+    queue_size: int = Field(default=100, ge=1, le=10000, description="Notices waiting per target (oldest "
+                                                                       "dropped first).")
+    retries: int = Field(default=5, ge=0, le=20)
+    timeout: Duration = Field(default=10.0, description="Deadline of one delivery attempt.")
+    backoff_base: Duration = 2.0
+    backoff_max: Duration = 60.0
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+
+    @field_validator("targets")
+    @classmethod
+    def _unique(cls, value: list[NotifyTarget]) -> list[NotifyTarget]:
+        names = [t.name for t in value]
+        if len(set(names)) != len(names):
+            raise ValueError("target names must be unique")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: float) -> float:
+        if not 0 < value <= 300:
+            raise ValueError("must be more than 0s and at most 5m")
+        return value
+
+
+class CommitStatusConfig(BaseModel):
+    """Commit statuses in a Gitea, Forgejo or GitHub compatible forge:
+    ``POST {api}/repos/{repository}/statuses/{sha}`` with a token."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api: str = Field(description="API base: https://git.example.com/api/v1 or https://api.github.com.")
+    repository: str = Field(description="owner/name")
+    token_file: str | None = Field(default=None, description=f"Or ${FORGE_TOKEN_ENV}.")
+    context: str = "reconciler"
+    target_url: str | None = Field(default=None, description="Link of the status; {revision} is the commit.")
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", value) or ".." in value:
+            raise ValueError("expected owner/name, e.g. ops/servqr")
+        return value
+
+    @field_validator("api")
+    @classmethod
+    def _api(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+            raise ValueError("expected an http(s) URL without credentials, e.g. https://git.example.com/api/v1")
+        return value.rstrip("/")
+
+    def token(self, environ: Mapping[str, str]) -> str:
+        if self.token_file:
+            return read_secret_file(self.token_file, "commit_status token_file")
+        env = environ.get(FORGE_TOKEN_ENV, "").strip()
+        if not env:
+            raise ConfigError(f"commit_status needs a token: set token_file or ${FORGE_TOKEN_ENV}")
+        REDACTOR.register(env)
+        return env
+
+
+class StatusPageConfig(BaseModel):
+    """The read-only page at ``/`` of the HTTP endpoint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    token_file: str | None = Field(default=None, description="Ask for this token (?token= or a Bearer "
+                                                              "header).")
+    refresh: Duration = Field(default=5.0, description="The page reloads itself this often.")
+    history: int = Field(default=30, ge=1, le=500, description="History entries shown.")
+
+    @field_validator("refresh")
+    @classmethod
+    def _refresh(cls, value: float) -> float:
+        if value < 1:
+            raise ValueError("must be at least 1s")
+        return value
+
+    def token(self) -> str | None:
+        return read_secret_file(self.token_file, "status_page token_file") if self.token_file else None
+
+
 class ControllerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -195,8 +396,16 @@ class ControllerConfig(BaseModel):
     drift_correction: DriftCorrection = DriftCorrection.WINDOWS
     health: HealthConfig = Field(default_factory=HealthConfig)
     lock_timeout: Duration = 60.0
+    history_max_size: Size = Field(default=50 * 1024**2,
+                                   description="Bound of history.jsonl and its segments (oldest compacted).")
+    history_max_age: Duration = Field(default=90 * 86400.0,
+                                      description="Entries older than this are compacted.")
     backoff_base: Duration = 2.0
     backoff_max: Duration = 300.0
+    stuck_after: Duration = Field(default=3600.0, description="A run busy this long counts as stuck.")
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    commit_status: CommitStatusConfig | None = None
+    status_page: StatusPageConfig = Field(default_factory=StatusPageConfig)
 
     @field_validator("repo")
     @classmethod
@@ -215,6 +424,27 @@ class ControllerConfig(BaseModel):
     def _not_too_short(cls, value: float) -> float:
         if value < 1:
             raise ValueError("must be at least 1s")
+        return value
+
+    @field_validator("stuck_after")
+    @classmethod
+    def _stuck_after(cls, value: float) -> float:
+        if value < 1:
+            raise ValueError("must be at least 1s")
+        return value
+
+    @field_validator("history_max_size")
+    @classmethod
+    def _history_size(cls, value: int) -> int:
+        if value < 64 * 1024:
+            raise ValueError("must be at least 64KB")
+        return value
+
+    @field_validator("history_max_age")
+    @classmethod
+    def _history_age(cls, value: float) -> float:
+        if value < 3600:
+            raise ValueError("must be at least 1h")
         return value
 
     @field_validator("listen")

@@ -9,6 +9,7 @@ against the files of its own commit.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -185,8 +186,9 @@ class GitSource:
     @staticmethod
     def _intact(path: Path, sha: str) -> bool:
         try:
-            tree = git.Repo(path)
-            return bool(tree.head.commit.hexsha == sha and not tree.is_dirty(untracked_files=True))
+            # Closed at once: an open Repo keeps `git cat-file` processes (and descriptors) alive.
+            with git.Repo(path) as tree:
+                return bool(tree.head.commit.hexsha == sha and not tree.is_dirty(untracked_files=True))
         except (git.GitError, ValueError):
             return False
 
@@ -196,6 +198,12 @@ class GitSource:
         except git.GitCommandError:
             shutil.rmtree(path, ignore_errors=True)
             self.repo.git.worktree("prune")
+
+    def maintain(self) -> None:
+        """``git gc --auto``: packs loose objects and old packs once git finds it worth it, so
+        a clone fetched every few seconds for months stays small. Best effort."""
+        with contextlib.suppress(git.GitCommandError):
+            self.repo.git.gc("--auto", "--quiet")
 
     def prune_worktrees(self, keep: set[str]) -> None:
         """Remove the worktrees of revisions not in ``keep``."""

@@ -3,6 +3,7 @@
 * ``GET /healthz``   200 while the loop is alive, 503 when it is stuck.
 * ``GET /metrics``   Prometheus text format.
 * ``GET /status``    the status as JSON (what ``reconcile status --output json`` prints).
+* more ``GET`` routes given as ``routes`` (the status page at ``/``: page.py).
 * ``POST /hooks/git`` a push notification. Authenticated like GitHub's webhooks: the
   ``X-Hub-Signature-256`` header is ``sha256=`` + hex HMAC-SHA256 of the raw body
   under the shared secret. Bad or missing signature: 401. Without a configured
@@ -29,7 +30,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,6 +58,18 @@ BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nConten
 
 class HTTPServerError(ReconcilerError):
     pass
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = TEXT
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+Route = Callable[[str, Mapping[str, str]], Response]
+"""A GET handler: (query string, request headers with lower-case names) -> response."""
 
 
 def sign(secret: bytes, body: bytes) -> str:
@@ -168,9 +181,10 @@ class ControlServer:
 
     def __init__(self, host: str, port: int, *, metrics: Metrics, secret: bytes | None,
                  on_push: Callable[[str], None], healthy: Callable[[], tuple[bool, str]],
-                 status: Callable[[], dict[str, Any]], request_deadline: float = REQUEST_DEADLINE,
-                 max_connections: int = MAX_CONNECTIONS) -> None:
+                 status: Callable[[], dict[str, Any]], routes: Mapping[str, Route] | None = None,
+                 request_deadline: float = REQUEST_DEADLINE, max_connections: int = MAX_CONNECTIONS) -> None:
         self.metrics = metrics
+        self.routes = dict(routes or {})
         self.secret = secret
         self.on_push = on_push
         self.healthy = healthy
@@ -216,10 +230,13 @@ class ControlServer:
                 # http.server reports timeouts and bad requests here: one line each.
                 log.info("http request refused", client=self.client_address[0], reason=format % args)
 
-            def _send(self, status: HTTPStatus, body: bytes, content_type: str = TEXT) -> None:
+            def _send(self, status: HTTPStatus | int, body: bytes, content_type: str = TEXT,
+                      headers: tuple[tuple[str, str], ...] = ()) -> None:
                 server.httpd.responding(self.connection)
                 self.connection.settimeout(WRITE_TIMEOUT)
                 self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -228,8 +245,11 @@ class ControlServer:
 
             def do_GET(self) -> None:
                 server.httpd.responding(self.connection)
-                path = self.path.split("?", 1)[0]
-                if path == "/healthz":
+                path, _, query = self.path.partition("?")
+                if path in server.routes:
+                    r = server.routes[path](query, {k.lower(): v for k, v in self.headers.items()})
+                    self._send(r.status, r.body, r.content_type, r.headers)
+                elif path == "/healthz":
                     ok, detail = server.healthy()
                     code = HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE
                     self._send(code, (detail + "\n").encode())

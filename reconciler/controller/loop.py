@@ -1,8 +1,11 @@
 """The controller loop: fetch, validate, plan, apply, check health, roll back, correct drift.
 
-One thread makes every change, so runs never overlap; watchers, the webhook and
-timers only *request* a fetch or a drift check, and requests that arrive while
-a run is busy are coalesced into one.
+What to do next is decided by the pure core (``core.decide``); this module is the
+runner around it: it turns the core's actions into effects (git, engine runs,
+health probes, status and history files, metrics, watchers) and their results
+into events. One thread makes every change, so runs never overlap; watchers, the
+webhook and timers only *request* a fetch or a drift check, and requests that
+arrive while a run is busy are coalesced into one.
 
 A new commit goes through, in order, and stops at the first failure:
 
@@ -10,7 +13,11 @@ A new commit goes through, in order, and stops at the first failure:
 2. checkout and spec validation: any spec error -> refused, no host touched;
 3. sync windows: outside them -> planned and reported, applied when a window opens;
 4. plan and apply under the host locks;
-5. health within the grace window (configured checks, and every host still converged).
+5. health within the grace window, probed every ``health.interval`` until it passes or
+   the grace ends: the configured checks pass and every host can be planned. A commit is
+   judged by what it changed: drift of other resources seen by a probe is corrected as
+   drift, its own resources changed again by something else are *contested* (corrected,
+   reported), and a drift fix that rode along with its apply and failed is drift too.
 
 Refused, failed and rolled-back commits are *quarantined*: never retried, only a
 newer commit is tried (a terminal failure waits for new input). A failure that
@@ -20,50 +27,102 @@ backoff and jitter. An apply or health failure is rolled back by applying the
 last good revision again from its own worktree.
 
 Between commits, the applied revision is planned again every ``drift_interval``
-and at once on watcher events; what differs is drift, corrected when the
-``drift_correction`` policy and the windows allow, and logged with before and after.
+(and once at start) and at once on watcher events; what differs is drift,
+corrected when the ``drift_correction`` policy and the windows allow, and
+logged with before and after. Every drift check counts as a run in the metrics
+(``in-sync`` when it found nothing), so ``last_run_timestamp_seconds`` shows the
+loop turning.
+
+Everything kept is bounded: the history by size and age (``history.py``), worktrees to
+the revisions in use, the clone by ``git gc --auto``, pooled SSH connections are
+replaced after ``RECYCLE_AFTER_COMMANDS`` commands.
 
 Crash safety: ``status.json`` records the run in flight before it starts. After
 a SIGKILL the next start sees the same head not yet applied and applies it again
 (writes are atomic and applying is idempotent, so it converges). A commit during
 whose run the controller died ``MAX_CRASHES`` times is quarantined, so a commit
-that kills the controller cannot crash-loop it.
+that kills the controller cannot crash-loop it. A stop (SIGTERM) during a health
+grace leaves the commit to be verified again at the next start.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
-import hashlib
-import json
+import gc
 import logging
 import os
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from reconciler import __version__
-from reconciler.controller.config import ControllerConfig, DriftCorrection
-from reconciler.controller.gitsource import GitSource, GitSourceError, local_git_dir
-from reconciler.controller.httpserver import ControlServer
-from reconciler.controller.metrics import Metrics
-from reconciler.controller.notify import Notifier
-from reconciler.controller.runner import Runner, RunResult, plan_changes, resource_health
-from reconciler.controller.state import (
-    ControllerStatus,
-    ErrorRecord,
-    InFlight,
-    RetryState,
-    Revision,
-    StateStore,
-    utc_now,
+from reconciler.controller.config import ControllerConfig
+from reconciler.controller.core import (
+    MAX_CRASHES,
+    Action,
+    Applied,
+    ApplyRevision,
+    CheckSignature,
+    Cleanup,
+    CountFailure,
+    CountRun,
+    Decision,
+    DriftRequested,
+    Event,
+    Fetch,
+    Fetched,
+    FetchFailed,
+    FetchRequested,
+    HealthProbed,
+    LoadOutcome,
+    LoadRevision,
+    Log,
+    LogLevel,
+    Notify,
+    Planned,
+    PlanRevision,
+    Policy,
+    ProbeHealth,
+    PublishApplied,
+    RecordRun,
+    RevisionLoaded,
+    SaveStatus,
+    SetCommitStatus,
+    SignatureChecked,
+    Started,
+    State,
+    StepFailed,
+    Stopping,
+    Tick,
+    WatchRevision,
+    backoff_step,
+    decide,
+    next_wakeup,
+    pass_complete,
+    state_from_status,
+    status_from_state,
 )
+from reconciler.controller.gitsource import GitSource, GitSourceError, local_git_dir
+from reconciler.controller.history import HistoryLimits
+from reconciler.controller.hostview import host_views
+from reconciler.controller.httpserver import ControlServer, Route
+from reconciler.controller.metrics import Metrics
+from reconciler.controller.notices import Notice, NoticeKind
+from reconciler.controller.notifications import Notifications, Outcome
+from reconciler.controller.notify import Notifier
+from reconciler.controller.page import PageData, StatusPage
+from reconciler.controller.records import CommitInfo, Trigger, utc_text
+from reconciler.controller.runner import Runner, outcome
+from reconciler.controller.state import ControllerStatus, StateStore
 from reconciler.controller.transports import TransportPool
 from reconciler.controller.watchers import (
     DockerEventsWatcher,
@@ -72,7 +131,6 @@ from reconciler.controller.watchers import (
     ServiceEventsWatcher,
     managed_paths,
 )
-from reconciler.controller.windows import WindowDecision, decide
 from reconciler.diagnostics import Diagnostic, Diagnostics, SourcePos
 from reconciler.provider import ProviderLoadError
 from reconciler.sensitive import REDACTOR
@@ -80,47 +138,25 @@ from reconciler.spec import LoadedSpec, load_spec, stack_name_in_repo
 
 log = structlog.get_logger("reconciler.controller")
 
-MAX_CRASHES = 3
-"""A commit whose run the controller died in this many times is quarantined."""
+__all__ = ["MAX_CRASHES", "MAX_RUN_SECONDS", "Controller", "backoff_delay", "relative_diagnostics"]
+
 MAX_RUN_SECONDS = 3600.0
-"""A run busy longer than this counts as stuck (healthz 503, no watchdog ping)."""
+"""The default of ``stuck_after``: a run busy longer counts as stuck (healthz 503, no
+watchdog ping, a ``controller-stuck`` notice)."""
+NOTIFY_GRACE = 15.0
+"""Seconds queued notices and commit statuses get to go out when the controller stops."""
+GC_EVERY = 50
+"""New heads between two ``git gc --auto`` of the clone (each fetch adds a pack or loose objects)."""
+MAX_SLEEP = 60.0
+"""The loop wakes at least this often, so a clock set back cannot stall its timers."""
 
-
-class Cause(StrEnum):
-    COMMIT = "commit"  # an intended change: a new revision of the spec
-    DRIFT = "drift"    # the hosts moved away from the applied revision
-
-
-class Result(StrEnum):
-    APPLIED = "applied"          # the commit's changes were made and are healthy
-    UNCHANGED = "unchanged"      # the commit needed no change on any host
-    REFUSED = "refused"          # not run (signature or spec error); nothing touched
-    ROLLED_BACK = "rolled-back"  # apply or health failed; the last good revision was restored
-    FAILED = "failed"            # failed, and nothing (more) could be restored
-    DEFERRED = "deferred"        # planned only: the sync windows are closed
-    RETRYING = "retrying"        # transient fault; the same revision is retried later
-    CORRECTED = "corrected"      # drift corrected
-    DETECTED = "detected"        # drift found and left alone (policy or windows)
-
-
-class Trigger(StrEnum):
-    STARTUP = "startup"
-    INTERVAL = "interval"
-    WEBHOOK = "webhook"
-    LOCAL_REPO = "local-repo"
-    RETRY = "retry"
-    WINDOW = "window"
-    DRIFT_INTERVAL = "drift-interval"
-    FILE_EVENT = "file-event"
-    DOCKER_EVENT = "docker-event"
-    SERVICE_EVENT = "service-event"
+_LEVELS = {LogLevel.DEBUG: logging.DEBUG, LogLevel.INFO: logging.INFO, LogLevel.WARNING: logging.WARNING,
+           LogLevel.ERROR: logging.ERROR}
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Exponential backoff with "equal jitter": half the step is fixed, half random, so
-    retries never synchronise across controllers yet still grow."""
-    step: float = min(cap, base * 2.0 ** max(0, attempt - 1))
-    return step / 2 + rng.uniform(0, step / 2)
+    """``core.backoff_step`` with the jitter drawn from ``rng``."""
+    return backoff_step(attempt, base, cap, rng.random())
 
 
 def relative_diagnostics(diags: Diagnostics, root: Path) -> list[Diagnostic]:
@@ -135,33 +171,78 @@ def relative_diagnostics(diags: Diagnostics, root: Path) -> list[Diagnostic]:
     return out
 
 
+def _iso_epoch(text: str) -> float | None:
+    """A commit date (ISO 8601 with its offset) as Unix time; None when absent or odd."""
+    try:
+        return datetime.fromisoformat(text).timestamp() if text else None
+    except ValueError:
+        return None
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return trim
+
+
+_MALLOC_TRIM = _load_malloc_trim()
+
+
+def release_memory() -> None:
+    """Give what a finished run left behind back to the system, once per commit run.
+
+    A loaded spec is a web of cycles (each load builds its pydantic model classes), so it
+    is freed by a full collection, which a steady heap triggers seldom; and glibc keeps
+    freed pages in its heaps. Collecting and trimming here keeps a controller that runs for
+    months at the size it had after its first runs (bench/bench_soak.py)."""
+    gc.collect()
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def _epoch(text: str) -> float | None:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
 class Controller:
+    """Runs the core's decisions against git, the engine and the state directory."""
+
     def __init__(self, config: ControllerConfig, *, environ: Mapping[str, str] | None = None,
                  metrics: Metrics | None = None, notifier: Notifier | None = None) -> None:
         self.config = config
+        self.policy = Policy.from_config(config)
         self.environ = dict(os.environ if environ is None else environ)
-        self.store = StateStore(config.state_path)
+        self.store = StateStore(config.state_path, HistoryLimits(max_bytes=config.history_max_size,
+                                                                 max_age=config.history_max_age))
         self.source = GitSource(config.repo, config.branch, self.store.repo_dir, self.store.worktrees_dir)
         self.pool = TransportPool()
         self.runner = Runner(self.pool, lock_timeout=config.lock_timeout)
         self.metrics = metrics or Metrics()
         self.notifier = notifier or Notifier(self.environ)
-        self.status = ControllerStatus()
-        self._snapshot: dict[str, Any] = {}
-        self.head: str | None = None
-        self.applied_spec: LoadedSpec | None = None
+        # Targets' URLs and secrets are read now: a missing file stops the start, not a notice.
+        self.notifications = Notifications.from_config(config, self.environ, on_outcome=self._count_notice)
+        self._page_history: list[dict[str, Any]] = []
+        self._stuck: str | None = None
+        self.state = State()
         self.http: ControlServer | None = None
+        self._base = ControllerStatus()
+        self._snapshot: dict[str, Any] = {}
+        self._specs: dict[str, LoadedSpec] = {}
         self._rng = random.Random()
         self._cond = threading.Condition(threading.RLock())
         self._stop = threading.Event()
         self._want_fetch: Trigger | None = None
         self._want_drift: Trigger | None = None
-        self._drift_streak = 0
-        self._drift_not_before = 0.0
-        self._reported_drift = ""
-        self._drift_blocked = False
+        self._drift_detail: list[str] = []
         self._heartbeat = time.monotonic()
         self._busy_since: float | None = None
+        self._new_heads = 0
         self._repo_watcher: RepoWatcher | None = None
         self._watching = False  # event sources run (not in a --once pass)
         self._path_watcher = PathWatcher(lambda paths: self.request_drift(Trigger.FILE_EVENT, sorted(paths)))
@@ -180,20 +261,22 @@ class Controller:
         log.debug("drift check requested", trigger=trigger.value, detail=detail)
         with self._cond:
             self._want_drift = self._want_drift or trigger
+            self._drift_detail = (self._drift_detail + list(detail or []))[-20:]
             self._cond.notify_all()
 
     def stop(self) -> None:
         """Finish the current run, then leave ``run`` (safe from a signal handler)."""
         self._stop.set()
-        with self._cond:
+        with self._cond:  # reentrant: a signal handler runs on the loop thread, which may hold it
             self._cond.notify_all()
 
     # ------------------------------------------------------------------ health of the loop
     def alive(self) -> tuple[bool, str]:
         now = time.monotonic()
-        if self._busy_since is not None:
-            busy = now - self._busy_since
-            if busy > MAX_RUN_SECONDS:
+        busy_since = self._busy_since
+        if busy_since is not None:
+            busy = now - busy_since
+            if busy > self.config.stuck_after:
                 return False, f"a run has been busy for {busy:.0f} s"
             return True, f"ok: running for {busy:.0f} s"
         idle = now - self._heartbeat
@@ -203,7 +286,7 @@ class Controller:
         return True, "ok"
 
     def status_json(self) -> dict[str, Any]:
-        """The status as last saved (for the HTTP thread: the loop thread owns ``status``)."""
+        """The status as last saved (for the HTTP thread: the loop thread owns ``state``)."""
         return self._snapshot
 
     # ------------------------------------------------------------------ lifecycle
@@ -212,18 +295,20 @@ class Controller:
         0, or 1 when ``once`` and the pass ended in an error."""
         self.store.prepare()
         self.store.acquire()
+        self.notifications.start()
         try:
             self._recover()
             if not once:
                 self._start_services()
             self.notifier.ready(self._status_line())
-            watchdog = None
             if self.notifier.watchdog_interval and not once:
-                watchdog = threading.Thread(target=self._watchdog, name="controller-watchdog", daemon=True)
-                watchdog.start()
+                threading.Thread(target=self._watchdog, name="controller-watchdog", daemon=True).start()
+            if self.notifications.enabled and not once:
+                threading.Thread(target=self._monitor, name="controller-monitor", daemon=True).start()
             return self._loop(once=once)
         finally:
             self.notifier.stopping()
+            self.notifications.close(NOTIFY_GRACE)
             self._stop_services()
             self.pool.close()
             self.store.release()
@@ -232,10 +317,13 @@ class Controller:
         self._watching = True
         address = self.config.listen_address
         if address is not None:
+            routes: dict[str, Route] = {}
+            if self.config.status_page.enabled:
+                routes["/"] = StatusPage(self._page_data, self.config.status_page.token())
             self.http = ControlServer(address[0], address[1], metrics=self.metrics,
                                       secret=self.config.webhook_secret(self.environ),
                                       on_push=lambda _event: self.request_fetch(Trigger.WEBHOOK),
-                                      healthy=self.alive, status=self.status_json)
+                                      healthy=self.alive, status=self.status_json, routes=routes)
             self.http.start()
             log.info("listening", address=f"{self.http.address[0]}:{self.http.address[1]}",
                      webhook=self.http.secret is not None)
@@ -243,8 +331,6 @@ class Controller:
         if git_dir is not None and self.config.watch_local:
             self._repo_watcher = RepoWatcher(git_dir, lambda: self.request_fetch(Trigger.LOCAL_REPO))
             self._repo_watcher.start()
-        if self.applied_spec is not None:
-            self._update_watchers(self.applied_spec)
 
     def _stop_services(self) -> None:
         if self._repo_watcher is not None:
@@ -265,368 +351,256 @@ class Controller:
             else:
                 log.error("not sending the watchdog ping", reason=detail)
 
+    def _monitor(self) -> None:
+        """Tell people when the loop is stuck (a run busy past ``stuck_after``, or the loop
+        not turning): the loop thread itself cannot, it is the one that is stuck."""
+        interval = max(0.5, min(30.0, self.config.stuck_after / 4))
+        while not self._stop.wait(interval):
+            ok, detail = self.alive()
+            if not ok and self._stuck is None:
+                self._stuck = detail
+                flight = self.state.in_flight
+                head = self.state.head
+                revision = flight.revision if flight else head.revision if head else ""
+                log.error("the controller is stuck", reason=detail)
+                self.notifications.publish(Notice(
+                    NoticeKind.CONTROLLER_STUCK, utc_text(time.time()), revision,
+                    f"the controller is stuck: {detail}", tuple(sorted(self.state.resources))))
+            elif ok and self._stuck is not None:
+                log.info("the controller is no longer stuck", was=self._stuck)
+                self._stuck = None
+
     def _recover(self) -> None:
         status = self.store.read_status() or ControllerStatus()
-        status.repo, status.branch, status.path = self.config.repo, self.config.branch, self.config.path
-        status.pid, status.version = os.getpid(), __version__
-        self.status = status
+        self._base = dataclasses.replace(status, repo=self.config.repo, branch=self.config.branch,
+                                         path=self.config.path, pid=os.getpid(), version=__version__)
+        self.state = state_from_status(status)
         if self.store.repair_history():
             log.warning("trimmed a history line cut short by a crash", path=str(self.store.history_path))
-        if status.in_flight is not None:
-            log.warning("the controller stopped during a run; it is resumed",
-                        revision=status.in_flight.revision, cause=status.in_flight.cause,
-                        attempt=status.in_flight.attempts)
-        self.metrics.quarantined.set(len(status.quarantined))
-        if status.last_applied is not None:
-            self.metrics.applied(status.last_applied.revision, self.config.branch)
-            self.applied_spec = self._load_applied(status.last_applied.revision)
+        applied = self.state.applied
+        if applied is not None:
+            # The time of that apply, not of this start.
+            self.metrics.applied(applied.revision, self.config.branch, at=_epoch(applied.at))
+        self._page_history = self.store.read_history(self.config.status_page.history)
         self._save()
-
-    def _load_applied(self, sha: str) -> LoadedSpec | None:
-        try:
-            tree = self.source.checkout(sha)
-            spec, diags = load_spec(str(tree / self.config.path),
-                                    default_stack=stack_name_in_repo(self.config.repo, self.config.path))
-        except (GitSourceError, ProviderLoadError) as exc:
-            log.warning("cannot load the applied revision; drift checks wait for the next apply",
-                        revision=sha, error=str(exc))
-            return None
-        if spec is None:
-            log.warning("the applied revision no longer loads; drift checks wait for the next apply",
-                        revision=sha, errors=[str(d) for d in diags.errors])
-        return spec
 
     # ------------------------------------------------------------------ the loop
     def _loop(self, *, once: bool) -> int:
-        now = time.monotonic()
-        next_fetch = now
-        next_drift = now if once else now + self.config.drift_interval
-        fetch_trigger: Trigger | None = Trigger.STARTUP
-        errors_before = self.status.last_error
+        errors_before = self.state.last_error
+        self._dispatch(Started(time.time()))
         while not self._stop.is_set():
-            drift_trigger: Trigger | None = None
-            if fetch_trigger is None:
-                fetch_trigger, drift_trigger = self._wait(next_fetch, next_drift)
-                if self._stop.is_set():
-                    break
-            self._heartbeat = time.monotonic()
-            if fetch_trigger is not None or time.monotonic() >= next_fetch:
-                self._guarded(self._fetch, fetch_trigger or Trigger.INTERVAL)
-                next_fetch = time.monotonic() + self.config.interval
-            self._guarded(self._sync, fetch_trigger or Trigger.INTERVAL)
-            if drift_trigger is None and self._drift_blocked and self._drift_allowed()[0]:
-                drift_trigger = Trigger.WINDOW  # a window opened over drift we had to leave alone
-            if drift_trigger is not None or time.monotonic() >= next_drift:
-                self._guarded(self._check_drift, drift_trigger or Trigger.DRIFT_INTERVAL)
-                next_drift = time.monotonic() + self.config.drift_interval
-            fetch_trigger = None
+            if once and pass_complete(self.state, self.policy, time.time()):
+                failed = self.state.last_error is not None and self.state.last_error != errors_before
+                return 1 if failed or self.state.retry is not None else 0
+            event = self._next_event()
+            if event is None:
+                break
+            self._dispatch(event)
             self._heartbeat = time.monotonic()
             self.notifier.status(self._status_line())
-            if once:
-                failed = self.status.last_error is not None and self.status.last_error != errors_before
-                return 1 if failed or self.status.retry is not None else 0
+        self._dispatch(Stopping(time.time()))
         return 0
 
-    def _wait(self, next_fetch: float, next_drift: float) -> tuple[Trigger | None, Trigger | None]:
-        """Sleep until a request or a timer is due; returns (fetch trigger, drift trigger)."""
+    def _next_event(self) -> Event | None:
+        """Wait for a request or the core's next timer; None once stopped."""
         with self._cond:
             while not self._stop.is_set():
-                now = time.monotonic()
+                now = time.time()
                 if self._want_fetch is not None:
-                    break
-                if self._want_drift is not None and now >= self._drift_not_before:
-                    break
-                if self.status.retry is not None and time.time() >= self.status.retry.next_at:
-                    break
-                deadline = min(next_fetch, next_drift, self._retry_due(now), self._window_due(now))
+                    trigger, self._want_fetch = self._want_fetch, None
+                    return FetchRequested(now, trigger)
                 if self._want_drift is not None:
-                    deadline = min(deadline, self._drift_not_before)
-                if now >= deadline:
+                    event = DriftRequested(now, self._want_drift, tuple(self._drift_detail))
+                    self._want_drift, self._drift_detail = None, []
+                    return event
+                due = next_wakeup(self.state, self.policy, now)
+                if now >= due:
+                    return Tick(now)
+                self._cond.wait(min(due - now, MAX_SLEEP))
+                self._heartbeat = time.monotonic()
+        return None
+
+    def _dispatch(self, event: Event) -> None:
+        """Decide on ``event``, perform the actions, and go on with their results."""
+        pending: deque[Event] = deque([event])
+        while pending:
+            current = pending.popleft()
+            decision: Decision = decide(self.state, current, self.policy)
+            self.state = decision.state
+            log.debug("decided", on=type(current).__name__, rules=[r.name for r in decision.rules],
+                      actions=[type(a).__name__ for a in decision.actions])
+            for action in decision.actions:
+                try:
+                    result = self._perform(action)
+                except Exception as exc:
+                    log.exception("controller step failed", step=type(action).__name__)
+                    if isinstance(current, StepFailed):
+                        break  # recording the failure failed as well: do not loop on it
+                    pending.clear()
+                    pending.append(StepFailed(time.time(), REDACTOR.scrub(f"{type(exc).__name__}: {exc}")))
                     break
-                self._cond.wait(deadline - now)
-            fetch, self._want_fetch = self._want_fetch, None
-            drift: Trigger | None = None
-            if self._want_drift is not None and time.monotonic() >= self._drift_not_before:
-                drift, self._want_drift = self._want_drift, None
-        if fetch is None and self.status.retry is not None and time.time() >= self.status.retry.next_at:
-            fetch = Trigger.RETRY
-        return fetch, drift
+                if result is not None:
+                    pending.append(result)
 
-    def _retry_due(self, now: float) -> float:
-        """When the pending retry is due, on the monotonic clock (``now`` is monotonic)."""
-        if self.status.retry is None:
-            return float("inf")
-        return now + max(0.0, float(self.status.retry.next_at) - time.time())
+    # ------------------------------------------------------------------ effects
+    def _perform(self, action: Action) -> Event | None:
+        match action:
+            case Fetch():
+                return self._busy(self._fetch, action)
+            case CheckSignature():
+                return self._busy(self._check_signature, action)
+            case LoadRevision():
+                return self._busy(self._load, action)
+            case PlanRevision():
+                return self._busy(self._plan, action)
+            case ApplyRevision():
+                return self._busy(self._apply, action)
+            case ProbeHealth():
+                return self._busy(self._probe, action)
+            case SaveStatus():
+                self._save()
+            case RecordRun():
+                self.store.append_history(action.record.to_json(), keep=self._revisions_in_use())
+                self._page_history = self.store.read_history(self.config.status_page.history)
+            case CountRun():
+                self._count_run(action)
+            case CountFailure():
+                self.metrics.failures.labels(action.stage.value).inc()
+            case PublishApplied():
+                self.metrics.applied(action.revision, self.config.branch, at=action.at)
+                committed = _iso_epoch(action.committed)
+                if committed is not None:
+                    self.metrics.committed_to_applied(action.at - committed)
+            case Notify():
+                self.notifications.publish(action.notice)
+            case SetCommitStatus():
+                self.notifications.commit_status(action.status)
+            case WatchRevision():
+                spec = self._specs.get(action.revision)
+                if spec is not None:
+                    self._update_watchers(spec)
+            case Cleanup():
+                self._cleanup(action.keep)
+            case Log():
+                log.log(_LEVELS[action.level], action.message, **dict(action.fields))
+        return None
 
-    def _window_due(self, now: float) -> float:
-        if self.status.pending is None and not self.status.pending_drift:
-            return float("inf")
-        decision = self._decide()
-        if decision.next_change is None:
-            return float("inf")
-        return now + max(1.0, (decision.next_change - datetime.now(UTC)).total_seconds())
-
-    def _guarded(self, step: Any, trigger: Trigger) -> None:
-        """Run one step; a bug in it is logged and recorded, never fatal to the loop."""
+    def _busy(self, effect: Any, action: Any) -> Event:
         self._busy_since = time.monotonic()
         try:
-            step(trigger)
-        except Exception as exc:
-            log.exception("controller step failed", step=step.__name__)
-            self.metrics.failures.labels("internal").inc()
-            self.status.last_error = ErrorRecord(self.head or "", utc_now(), "internal",
-                                                 REDACTOR.scrub(f"{type(exc).__name__}: {exc}"))
-            self.status.in_flight = None
-            self._save()
+            result: Event = effect(action)
+            return result
         finally:
             self._busy_since = None
 
-    def _save(self) -> None:
-        self.store.write_status(self.status)
-        self._snapshot = self.status.to_json()
-
-    def _history(self, entry: dict[str, Any]) -> None:
-        self.store.append_history(entry)
-
-    def _decide(self) -> WindowDecision:
-        return decide(self.config.sync_windows, datetime.now(UTC), self.config.zone)
-
-    def _status_line(self) -> str:
-        applied = self.status.last_applied
-        text = f"applied {applied.revision[:12]}" if applied else "nothing applied yet"
-        if self.status.last_error is not None:
-            text += f"; last error on {self.status.last_error.revision[:12]}"
-        return text
-
-    # ------------------------------------------------------------------ fetching
-    def _fetch(self, trigger: Trigger) -> None:
+    def _fetch(self, action: Fetch) -> Event:
         try:
             sha = self.source.fetch()
         except GitSourceError as exc:
-            self.metrics.failures.labels("fetch").inc()
-            log.warning("fetch failed", trigger=trigger.value, error=str(exc))
-            return
-        if sha != self.head:
-            log.info("new revision", revision=sha[:12], trigger=trigger.value)
-            self.head = sha
-            self.status.head = Revision(sha, at=utc_now())
-            self._save()
+            return FetchFailed(time.time(), action.trigger, str(exc))
+        info = None
+        head = self.state.head
+        if head is None or head.revision != sha:
+            self._new_heads += 1
+            if self._new_heads % GC_EVERY == 0:
+                self.source.maintain()
+        if head is None or head.revision != sha or head.info is None:
+            try:
+                commit = self.source.info(sha)
+                info = CommitInfo(commit.summary, commit.author, commit.committed_at)
+            except Exception as exc:  # informational only
+                log.debug("no commit info", revision=sha, error=str(exc))
+        return Fetched(time.time(), action.trigger, sha, info)
 
-    # ------------------------------------------------------------------ commits
-    def _sync(self, trigger: Trigger) -> None:
-        head = self.head
-        if head is None:
-            return
-        applied = self.status.last_applied.revision if self.status.last_applied else None
-        if head == applied:
-            if self.applied_spec is None:
-                # It could not be loaded at start (no clone yet); now the fetch made one.
-                self.applied_spec = self._load_applied(head)
-                if self.applied_spec is not None:
-                    self._update_watchers(self.applied_spec)
-            if self.status.pending is not None or self.status.retry is not None:
-                self.status.pending = None
-                self.status.retry = None
-                self._save()
-            return
-        if head in self.status.quarantined:
-            return
-        retry = self.status.retry
-        if retry is not None:
-            if retry.revision != head:
-                self.status.retry = None  # new input: try it at once
-            elif time.time() < retry.next_at:
-                return
-            else:
-                trigger = Trigger.RETRY
-        pending = self.status.pending
-        if pending is not None and pending.revision == head:
-            if not self._decide().allowed:
-                return  # already planned and reported; wait for the window
-            trigger = Trigger.WINDOW
-        self._apply_commit(head, trigger)
+    def _check_signature(self, action: CheckSignature) -> Event:
+        check = self.source.verify(action.revision, allowed_signers=self.config.allowed_signers,
+                                   gpg_home=self.config.gpg_home)
+        return SignatureChecked(time.time(), action.revision, check.ok, check.detail)
 
-    def _entry(self, cause: Cause, sha: str, trigger: Trigger) -> dict[str, Any]:
-        return {"time": utc_now(), "cause": cause.value,
-                "intent": "intended change" if cause is Cause.COMMIT else "drift correction",
-                "revision": sha, "trigger": trigger.value}
-
-    def _apply_commit(self, sha: str, trigger: Trigger) -> None:
-        started = time.monotonic()
-        entry = self._entry(Cause.COMMIT, sha, trigger)
-        try:
-            info = self.source.info(sha)
-            entry["commit"] = {"summary": info.summary, "author": info.author, "date": info.committed_at}
-        except Exception as exc:  # informational only
-            log.debug("no commit info", revision=sha, error=str(exc))
-        flight = self.status.in_flight
-        crashed = flight.attempts if flight is not None and flight.revision == sha else 0
-        if crashed >= MAX_CRASHES:
-            self._finish_refused(sha, entry, "controller", f"the controller stopped {crashed} times while "
-                                 "applying this revision; it is quarantined", result=Result.FAILED)
-            self.status.in_flight = None
-            self._done(entry, started)
-            return
-        self.status.in_flight = InFlight(sha, Cause.COMMIT.value, utc_now(), crashed + 1)
-        self.status.last_attempted = Revision(sha, at=utc_now())
-        self._save()
-        try:
-            self._run_commit(sha, entry)
-        finally:
-            self.status.in_flight = None
-            self._done(entry, started)
-
-    def _done(self, entry: dict[str, Any], started: float) -> None:
-        seconds = time.monotonic() - started
-        entry["seconds"] = round(seconds, 3)
-        self.metrics.runs.labels(entry["cause"], entry["result"]).inc()
-        self.metrics.run_duration.labels(entry["cause"]).observe(seconds)
-        self.metrics.last_run_time.set(time.time())
-        self.metrics.quarantined.set(len(self.status.quarantined))
-        self.metrics.pending_drift.set(len(self.status.pending_drift))
-        self._history(entry)
-        self._save()
-        keep = {self.status.last_applied.revision} if self.status.last_applied else set()
-        if self.status.pending is not None:
-            keep.add(self.status.pending.revision)
-        try:
-            self.source.prune_worktrees(keep)
-        except Exception as exc:  # a stale worktree only costs disk
-            log.debug("worktree cleanup failed", error=str(exc))
-        ok = entry["result"] in (Result.APPLIED, Result.UNCHANGED, Result.DEFERRED)
-        log.log(logging.INFO if ok else logging.ERROR, f"{entry['cause']} {entry['result']}",
-                revision=entry["revision"][:12], error=entry.get("error") or None, seconds=entry["seconds"])
-
-    def _run_commit(self, sha: str, entry: dict[str, Any]) -> None:
-        if self.config.require_signed:
-            check = self.source.verify(sha, allowed_signers=self.config.allowed_signers,
-                                       gpg_home=self.config.gpg_home)
-            entry["signature"] = {"ok": check.ok, "detail": check.detail}
-            if not check.ok:
-                self._finish_refused(sha, entry, "signature",
-                                     f"commit {sha[:12]} refused: signature check failed: {check.detail}")
-                return
+    def _load(self, action: LoadRevision) -> Event:
+        sha = action.revision
         try:
             tree = self.source.checkout(sha)
             spec, diags = load_spec(str(tree / self.config.path),
                                     default_stack=stack_name_in_repo(self.config.repo, self.config.path))
         except GitSourceError as exc:
-            self._finish_refused(sha, entry, "checkout", str(exc))
-            return
+            return RevisionLoaded(time.time(), sha, LoadOutcome.CHECKOUT_FAILED, str(exc))
         except ProviderLoadError as exc:
             # The installation is broken, not the commit: retry it once that is fixed.
-            self._finish_retry(sha, entry, "plan", str(exc))
-            return
+            return RevisionLoaded(time.time(), sha, LoadOutcome.PROVIDERS_BROKEN, str(exc),
+                                  jitter=self._rng.random())
         if spec is None:
             errors = [d for d in relative_diagnostics(diags, tree) if d.severity.value == "error"]
-            text = "\n".join(str(d) for d in errors)
-            message = (f"commit {sha[:12]} refused: {len(errors)} error(s) in the spec; "
-                       f"nothing was changed:\n{text}")
-            self._finish_refused(sha, entry, "spec", message, diagnostics=[d.to_json() for d in errors])
-            return
+            return RevisionLoaded(time.time(), sha, LoadOutcome.SPEC_ERRORS,
+                                  "\n".join(str(d) for d in errors),
+                                  tuple(d.to_json() for d in errors))
+        self._specs[sha] = spec
+        return RevisionLoaded(time.time(), sha, LoadOutcome.LOADED)
 
-        decision = self._decide()
-        if not decision.allowed:
-            result = self.runner.plan(spec, sha)
-            entry.update(result=Result.DEFERRED.value, reason=decision.reason)
-            if result.plan is not None:
-                entry.update(summary=result.plan.summary(), changes=plan_changes(result.plan))
-            if result.error:
-                entry["error"] = result.error
-            self.status.pending = Revision(sha, at=utc_now(), summary=entry.get("summary", {}),
-                                           result=Result.DEFERRED.value, message=decision.reason)
-            return
+    def _plan(self, action: PlanRevision) -> Event:
+        spec = self._specs[action.revision]
+        return Planned(time.time(), action.revision, outcome(spec, self.runner.plan(spec, action.revision)))
 
-        result = self.runner.apply(spec, sha)
-        if result.plan is not None:
-            entry.update(summary=result.plan.summary(), changes=plan_changes(result.plan))
-        if not result.ok:
-            stage = "apply" if result.report is not None else "plan"
-            if result.transient:
-                self._finish_retry(sha, entry, stage, result.error)
-            elif result.report is None:
-                # Planning failed: nothing was changed, so there is nothing to roll back.
-                self._finish_refused(sha, entry, stage, f"commit {sha[:12]} failed to plan: {result.error}",
-                                     result=Result.FAILED)
-            else:
-                self._finish_rollback(sha, entry, stage, f"commit {sha[:12]} failed to apply: {result.error}",
-                                      result)
-            return
-        health = self.runner.health(spec, sha, self.config.health, stop=self._stop.is_set)
-        entry["health"] = [h.to_json() for h in health]
-        self.status.health = entry["health"]
-        if not all(h.ok for h in health):
-            bad = "; ".join(f"{h.host}: {h.check}: {h.detail}" for h in health if not h.ok)
-            self._finish_rollback(sha, entry, "health", f"commit {sha[:12]} is unhealthy after "
-                                  f"{self.config.health.grace:g} s: {bad}", result)
-            return
-        self._finish_applied(sha, spec, entry, result)
+    def _apply(self, action: ApplyRevision) -> Event:
+        spec = self._specs[action.revision]
+        evidence = self.runner.explain(spec, action.explain) if action.explain else ()
+        result = self.runner.apply(spec, action.revision)
+        return Applied(time.time(), action.revision, outcome(spec, result, evidence),
+                       jitter=self._rng.random())
 
-    def _finish_applied(self, sha: str, spec: LoadedSpec, entry: dict[str, Any], result: RunResult) -> None:
-        outcome = Result.APPLIED if result.applied_changes else Result.UNCHANGED
-        entry["result"] = outcome.value
-        summary = result.plan.summary() if result.plan else {}
-        self.status.last_applied = Revision(sha, at=utc_now(), summary=summary, result=outcome.value)
-        self.status.last_error = None
-        self.status.pending = None
-        self.status.retry = None
-        self.status.pending_drift = []
-        self.status.resources = resource_health(spec, result.plan, result.report)
-        self.applied_spec = spec
-        self.metrics.applied(sha, self.config.branch)
-        self._update_watchers(spec)
+    def _probe(self, action: ProbeHealth) -> Event:
+        spec = self._specs[action.revision]
+        probe = self.runner.probe(spec, action.revision, self.config.health)
+        return HealthProbed(time.time(), action.revision, tuple(spec.hosts), probe.checks, probe.host_errors,
+                            probe.differing)
 
-    def _finish_refused(self, sha: str, entry: dict[str, Any], stage: str, message: str, *,
-                        diagnostics: list[dict[str, object]] | None = None,
-                        result: Result = Result.REFUSED) -> None:
-        entry.update(result=result.value, stage=stage, error=message)
-        if diagnostics:
-            entry["diagnostics"] = diagnostics
-        self.status.quarantine(sha, f"{stage}: {message.splitlines()[0]}")
-        self.status.last_error = ErrorRecord(sha, utc_now(), stage, message, list(diagnostics or []))
-        self.status.retry = None
-        self.metrics.failures.labels(stage).inc()
+    # ------------------------------------------------------------------ bookkeeping
+    def _revisions_in_use(self) -> set[str]:
+        """Revisions the status refers to: their history entries must survive compaction."""
+        s = self.state
+        revisions = {r.revision for r in (s.head, s.applied, s.attempted, s.retry, s.deferred, s.in_flight)
+                     if r is not None}
+        return revisions | {sha for sha, _ in s.quarantined}
 
-    def _finish_retry(self, sha: str, entry: dict[str, Any], stage: str, message: str) -> None:
-        previous = self.status.retry
-        attempt = previous.attempt + 1 if previous is not None and previous.revision == sha else 1
-        delay = backoff_delay(attempt, self.config.backoff_base, self.config.backoff_max, self._rng)
-        self.status.retry = RetryState(sha, attempt, time.time() + delay, message)
-        entry.update(result=Result.RETRYING.value, stage=stage, error=message, attempt=attempt,
-                     retry_in=round(delay, 1))
-        self.metrics.failures.labels("transient").inc()
+    def _save(self) -> None:
+        status = status_from_state(self.state, self._base)
+        status.history = self.store.history.summary()
+        self.store.write_status(status)
+        self._snapshot = status.to_json()
+        self.metrics.quarantined.set(len(status.quarantined))
+        self.metrics.pending_drift.set(len(status.pending_drift))
+        self.metrics.hosts(host_views(self._snapshot, self._page_history))
 
-    def _finish_rollback(self, sha: str, entry: dict[str, Any], stage: str, message: str,
-                         failed: RunResult) -> None:
-        self.metrics.failures.labels(stage).inc()
-        self.status.quarantine(sha, f"{stage}: {message.splitlines()[0]}")
-        self.status.retry = None
-        good = self.status.last_applied
-        if good is None or self.applied_spec is None:
-            entry.update(result=Result.FAILED.value, stage=stage, error=message,
-                         rollback={"attempted": False,
-                                   "detail": "no earlier revision was applied by this controller; "
-                                             "the hosts stay as the failed run left them"})
-            self.status.last_error = ErrorRecord(sha, utc_now(), stage, message)
-            self.status.resources = resource_health(self.applied_spec, failed.plan, failed.report) \
-                if self.applied_spec else self.status.resources
-            return
-        log.warning("rolling back", failed=sha[:12], to=good.revision[:12], reason=message)
-        rolled = self.runner.apply(self.applied_spec, good.revision)
-        rollback: dict[str, Any] = {"attempted": True, "revision": good.revision, "ok": rolled.ok,
-                                    "changes": plan_changes(rolled.plan) if rolled.plan else []}
-        if rolled.error:
-            rollback["error"] = rolled.error
-            self.metrics.failures.labels("rollback").inc()
-        self.metrics.runs.labels("rollback", "applied" if rolled.ok else "failed").inc()
-        outcome = Result.ROLLED_BACK if rolled.ok else Result.FAILED
-        entry.update(result=outcome.value, stage=stage, error=message, rollback=rollback)
-        note = f"; rolled back to {good.revision[:12]}" if rolled.ok else \
-            f"; the rollback to {good.revision[:12]} failed too: {rolled.error}"
-        self.status.last_error = ErrorRecord(sha, utc_now(), stage, message + note)
-        self.status.resources = resource_health(self.applied_spec, rolled.plan, rolled.report)
+    def _page_data(self) -> PageData:
+        """For the status page (HTTP thread): the snapshot and history tail the loop
+        thread last published (replaced, never changed in place), the windows now."""
+        now = time.time()
+        windows = self.policy.windows(now) if self.policy.sync_windows else None
+        return PageData(self._snapshot, self._page_history, windows, refresh=self.config.status_page.refresh,
+                        link=self.config.notifications.link, now=now)
 
-    # ------------------------------------------------------------------ drift
+    def _count_notice(self, target: str, outcome: Outcome) -> None:
+        self.metrics.notifications.labels(target, outcome.value).inc()
+
+    def _count_run(self, action: CountRun) -> None:
+        self.metrics.runs.labels(action.cause, action.result.value).inc()
+        if action.seconds is not None:
+            self.metrics.run_duration.labels(action.cause).observe(action.seconds)
+        if action.drifted:
+            self.metrics.drift_events.labels(action.result.value).inc(action.drifted)
+        self.metrics.last_run_time.set(time.time())
+
+    def _cleanup(self, keep: frozenset[str]) -> None:
+        run = self.state.run
+        wanted = set(keep) | ({run.revision} if run is not None else set())
+        for sha in [s for s in self._specs if s not in wanted]:
+            del self._specs[sha]
+        try:
+            self.source.prune_worktrees(wanted)
+        except Exception as exc:  # a stale worktree only costs disk
+            log.debug("worktree cleanup failed", error=str(exc))
+        release_memory()
+
     def _update_watchers(self, spec: LoadedSpec) -> None:
         if not self._watching or not self.config.watch_events or self._stop.is_set():
             return
@@ -635,104 +609,9 @@ class Controller:
         self._docker_watcher.set_spec(spec)
         self._service_watcher.set_spec(spec)
 
-    def _drift_allowed(self) -> tuple[bool, str]:
-        policy = self.config.drift_correction
-        if policy is DriftCorrection.NEVER:
-            return False, "drift_correction is never"
-        if policy is DriftCorrection.ALWAYS:
-            return True, "drift_correction is always"
-        decision = self._decide()
-        return decision.allowed, decision.reason
-
-    def _check_drift(self, trigger: Trigger) -> None:
-        applied = self.status.last_applied
-        spec = self.applied_spec
-        if applied is None or spec is None:
-            return
-        retry = self.status.retry
-        if retry is not None and retry.revision != applied.revision:
-            return  # a newer commit is half-way and will be retried; do not pull the hosts back
-        started = time.monotonic()
-        self._drift_blocked = False
-        found = self.runner.plan(spec, applied.revision)
-        self.status.last_drift_check = utc_now()
-        if not found.ok or found.plan is None:
-            self.metrics.failures.labels("drift-plan").inc()
-            log.warning("drift check failed", trigger=trigger.value, error=found.error,
-                        transient=found.transient)
-            self.status.resources = resource_health(spec, found.plan)
-            self._save()
-            return
-        self.status.resources = resource_health(spec, found.plan)
-        if not found.plan.has_changes:
-            self._drift_streak = 0
-            self._drift_not_before = 0.0
-            if self.status.pending_drift:
-                self.status.pending_drift = []
-                self.metrics.pending_drift.set(0)
-            self._save()
-            return
-        changes = plan_changes(found.plan)
-        allowed, reason = self._drift_allowed()
-        if not allowed:
-            self._drift_blocked = True
-            digest = hashlib.sha256(json.dumps(changes, sort_keys=True, default=str).encode()).hexdigest()
-            self.status.pending_drift = changes
-            self.metrics.pending_drift.set(len(changes))
-            if digest != self._reported_drift:
-                # Report each distinct drift once, not on every check.
-                self._reported_drift = digest
-                entry = self._entry(Cause.DRIFT, applied.revision, trigger)
-                entry.update(result=Result.DETECTED.value, reason=reason, changes=changes)
-                self.metrics.drift_events.labels("detected").inc(len(changes))
-                self._done_drift(entry, started)
-            else:
-                self._save()
-            return
-        self._correct_drift(spec, applied.revision, trigger, changes, started)
-
-    def _correct_drift(self, spec: LoadedSpec, revision: str, trigger: Trigger, found: list[dict[str, Any]],
-                       started: float) -> None:
-        self.status.in_flight = InFlight(revision, Cause.DRIFT.value, utc_now())
-        self._save()
-        try:
-            result = self.runner.apply(spec, revision)
-        finally:
-            self.status.in_flight = None
-        self._drift_blocked = False
-        if result.ok and result.plan is not None and not result.plan.has_changes:
-            self._save()
-            return  # the drift went away before we held the lock
-        changes = plan_changes(result.plan) if result.plan is not None and result.plan.has_changes else found
-        entry = self._entry(Cause.DRIFT, revision, trigger)
-        entry["changes"] = changes
-        if result.ok:
-            entry["result"] = Result.CORRECTED.value
-            self.status.pending_drift = []
-            self.metrics.drift_events.labels("corrected").inc(len(changes))
-        else:
-            entry.update(result=Result.FAILED.value, error=result.error, transient=result.transient)
-            self.status.pending_drift = changes
-            self.metrics.drift_events.labels("failed").inc(len(changes))
-            self.metrics.failures.labels("drift").inc()
-        self.status.resources = resource_health(spec, result.plan, result.report)
-        # Someone (or something) fighting us: space event-driven checks out, up to the interval.
-        self._drift_streak += 1
-        gap = 0.0 if self._drift_streak <= 1 else \
-            min(self.config.drift_interval, 2.0 ** (self._drift_streak - 1))
-        self._drift_not_before = time.monotonic() + gap
-        self._reported_drift = ""
-        self._done_drift(entry, started)
-
-    def _done_drift(self, entry: dict[str, Any], started: float) -> None:
-        seconds = time.monotonic() - started
-        entry["seconds"] = round(seconds, 3)
-        self.metrics.runs.labels(entry["cause"], entry["result"]).inc()
-        self.metrics.run_duration.labels(entry["cause"]).observe(seconds)
-        self.metrics.last_run_time.set(time.time())
-        self.metrics.pending_drift.set(len(self.status.pending_drift))
-        self._history(entry)
-        self._save()
-        level = logging.ERROR if entry["result"] == Result.FAILED else logging.WARNING
-        log.log(level, f"drift {entry['result']}", revision=entry["revision"][:12],
-                changes=entry["changes"], error=entry.get("error") or None)
+    def _status_line(self) -> str:
+        applied = self.state.applied
+        text = f"applied {applied.revision[:12]}" if applied else "nothing applied yet"
+        if self.state.last_error is not None:
+            text += f"; last error on {self.state.last_error.revision[:12]}"
+        return text

@@ -53,6 +53,10 @@ def render_status(status: ControllerStatus) -> str:
     if status.retry:
         r = status.retry
         lines.append(f"Retrying:      {_short(r.revision)} (attempt {r.attempt}): {r.error}")
+    if status.verifying:
+        v = status.verifying
+        lines.append(f"Verifying:     {_short(v.get('revision', ''))} in its health grace until "
+                     f"{v.get('until', '?')}")
     if status.pending:
         p = status.pending
         lines.append(f"Pending:       {_short(p.revision)} {_summary(p.summary)}, not applied: {p.message}")
@@ -71,6 +75,13 @@ def render_status(status: ControllerStatus) -> str:
     else:
         checked = f" (checked {status.last_drift_check})" if status.last_drift_check else ""
         lines.append("Pending drift: none" + checked)
+    if status.contested:
+        lines.append(f"Contested:     {len(status.contested)} resource(s) the last commit changed and "
+                     "something else keeps changing")
+        for c in status.contested:
+            lines.append(f"    {c.get('host')}: {c.get('address')}  changed back {c.get('count')} time(s), "
+                         f"last at {c.get('last_seen')}")
+            lines.extend(f"        {line}" for line in c.get("evidence", []))
     if status.resources:
         lines.append("Resources:")
         for host, states in sorted(status.resources.items()):
@@ -83,13 +94,20 @@ def render_status(status: ControllerStatus) -> str:
     return "\n".join(lines)
 
 
-def render_history(entries: list[dict[str, Any]]) -> str:
+def render_history(entries: list[dict[str, Any]], compacted: int = 0) -> str:
+    """``compacted``: entries dropped by compaction before the first one shown (0: none, or
+    the listing does not reach back that far)."""
     if not entries:
         return "No history yet."
     lines: list[str] = []
+    if compacted:
+        lines.append(f"({compacted} older entries were compacted; only those of revisions still in use "
+                     "are kept)")
     for e in entries:
         head = (f"{e.get('time', '?')}  {e.get('cause', '?'):6}  {_short(e.get('revision', ''))}  "
                 f"{e.get('result', '?')}")
+        if int(e.get("count", 1)) > 1:
+            head += f" x{e['count']} (until {e.get('last_time', '?')})"
         extra = _summary(e.get("summary"))
         if extra:
             head += f"  {extra}"
@@ -101,6 +119,8 @@ def render_history(entries: list[dict[str, Any]]) -> str:
             lines.append(f"    {commit.get('summary', '')} — {commit.get('author', '')}")
         if e.get("cause") == "drift":
             lines.extend(render_changes(e.get("changes", []), indent="    "))
+            if e.get("contested"):
+                lines.append("    contested: " + ", ".join(e["contested"]))
         if e.get("error"):
             lines.extend(f"    error: {line}" if i == 0 else f"           {line}"
                          for i, line in enumerate(str(e["error"]).splitlines()))

@@ -1,20 +1,28 @@
-"""One controller run: plan or apply a loaded spec with the core engine, then probe health.
+"""One controller run: plan or apply a loaded spec with the core engine, or probe health.
 
-Nothing here decides *what* to run (that is the loop's job in ``loop.py``); it
-runs it and says how it went, in terms the loop acts on: ok, failed, and
-whether the failure is transient (retry later) or terminal (wait for new input).
+Nothing here decides *what* to run (that is the core's job in ``core.py``); it
+runs it and says how it went, in terms the core acts on (``outcome`` turns a
+run into ``core.EngineOutcome``): ok, failed, and whether the failure is
+transient (retry later) or terminal (wait for new input).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from reconciler.controller.config import HealthConfig
+from reconciler.controller.core import EngineOutcome
+from reconciler.controller.records import (
+    ChangeRecord,
+    FieldRecord,
+    HealthResult,
+    Summary,
+    resource_key,
+)
 from reconciler.controller.transports import PooledTransport, TransportPool
 from reconciler.engine import ApplyReport, Engine, HostReport, RunOptions, Status
 from reconciler.errors import ReconcilerError
@@ -27,24 +35,12 @@ log = structlog.get_logger("reconciler.controller")
 MAX_ERRORS_SHOWN = 5
 
 
-@dataclass(frozen=True)
-class HealthResult:
-    host: str
-    check: str
-    ok: bool
-    detail: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"host": self.host, "check": self.check, "ok": self.ok, "detail": public(self.detail)}
-
-
 @dataclass
 class RunResult:
     plan: Plan | None = None
     report: ApplyReport | None = None
     error: str = ""
     transient: bool = False
-    health: list[HealthResult] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -58,16 +54,47 @@ class RunResult:
 def plan_changes(plan: Plan) -> list[dict[str, Any]]:
     """The plan's changes as history data: before and after per field, secrets redacted
     (``Plan.to_json`` passes every value through ``public``)."""
-    out: list[dict[str, Any]] = []
+    return [c.to_json() for c in change_records(plan)]
+
+
+def change_records(plan: Plan) -> tuple[ChangeRecord, ...]:
+    """The plan's changes as records, secrets redacted (``Plan.to_json`` passes every
+    value through ``public``)."""
+    out: list[ChangeRecord] = []
     for host in plan.to_json()["hosts"]:
         for change in host["changes"]:
-            out.append({
-                "host": change["host"], "address": change["address"], "action": change["action"],
-                "reason": change["reason"],
-                "fields": [{"path": f["path"], "before": f["old"], "after": f["new"]}
-                           for f in change["fields"]],
-            })
-    return out
+            fields = tuple(FieldRecord(f["path"], f["old"], f["new"]) for f in change["fields"])
+            out.append(ChangeRecord(change["host"], change["address"], change["action"], change["reason"],
+                                    fields))
+    return tuple(out)
+
+
+def outcome(spec: LoadedSpec, result: RunResult, evidence: Sequence[tuple[str, str]] = ()) -> EngineOutcome:
+    """A run's result as the data the core decides on."""
+    plan = result.plan
+    failed: list[str] = []
+    for host in result.report.hosts if result.report is not None else []:
+        if host.error:
+            failed.append(resource_key(host.host, "*"))
+        failed += [resource_key(host.host, o.change.address) for o in host.outcomes
+                   if o.status is not Status.APPLIED]
+    return EngineOutcome(
+        error=result.error, transient=result.transient, planned=plan is not None,
+        applied=result.report is not None, changed=result.applied_changes,
+        summary=Summary.from_json(plan.summary()) if plan is not None else None,
+        changes=change_records(plan) if plan is not None else (),
+        resources=resource_health(spec, plan, result.report), failed=tuple(failed),
+        evidence=tuple(evidence))
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One health probe: the configured checks, hosts that could not be planned, and
+    every resource that differs from the spec."""
+
+    checks: tuple[HealthResult, ...]
+    host_errors: tuple[tuple[str, str], ...]
+    differing: tuple[ChangeRecord, ...]
 
 
 def resource_health(spec: LoadedSpec, plan: Plan | None, report: ApplyReport | None = None) -> dict[
@@ -170,43 +197,52 @@ class Runner:
         return result
 
     # -- health --------------------------------------------------------------------------
-    def health(self, spec: LoadedSpec, revision: str, config: HealthConfig,
-               stop: Callable[[], bool] = lambda: False) -> list[HealthResult]:
-        """Probe until every check passes or the grace window ends; the last probe's results.
-
-        Besides the configured checks, every host must still match the spec (a
-        fresh plan is empty): a service that dies right after its start shows here."""
-        deadline = time.monotonic() + config.grace
-        while True:
-            results = self._probe(spec, revision, config)
-            if all(r.ok for r in results) or time.monotonic() >= deadline or stop():
-                return results
-            time.sleep(min(config.interval, max(0.0, deadline - time.monotonic())))
-
-    def _probe(self, spec: LoadedSpec, revision: str, config: HealthConfig) -> list[HealthResult]:
-        results: list[HealthResult] = []
+    def probe(self, spec: LoadedSpec, revision: str, config: HealthConfig) -> Probe:
+        """Plan the revision again (a host that cannot be planned fails its ``converged``
+        check; a service that died right after its start differs) and run the configured
+        checks once."""
         planned = self.plan(spec, revision)
+        host_errors: list[tuple[str, str]] = []
+        hosts = planned.plan.hosts if planned.plan else []
         for host in spec.hosts:
-            hosts = planned.plan.hosts if planned.plan else []
             host_plan = next((h for h in hosts if h.host == host), None)
             if host_plan is None:
-                results.append(HealthResult(host, "converged", False, planned.error or "not planned"))
+                host_errors.append((host, planned.error or "not planned"))
             elif host_plan.error:
-                results.append(HealthResult(host, "converged", False, host_plan.error))
-            elif host_plan.changes:
-                differing = ", ".join(c.address for c in host_plan.changes[:MAX_ERRORS_SHOWN])
-                results.append(HealthResult(host, "converged", False,
-                                            f"differs from the spec again: {differing}"))
-            else:
-                results.append(HealthResult(host, "converged", True))
+                host_errors.append((host, host_plan.error))
+        differing = change_records(planned.plan) if planned.plan is not None else ()
+        checks: list[HealthResult] = []
         transports = self.pool.for_spec(spec)
         for check in config.checks:
             for host in spec.hosts:
                 if check.hosts is not None and host not in check.hosts:
                     continue
-                results.append(self._run_check(transports[host], host, check.name, check.argv(),
-                                               check.timeout))
-        return results
+                checks.append(self._run_check(transports[host], host, check.name, check.argv(),
+                                              check.timeout))
+        return Probe(tuple(checks), tuple(host_errors), differing)
+
+    def explain(self, spec: LoadedSpec, keys: Sequence[str]) -> tuple[tuple[str, str], ...]:
+        """What the hosts can tell about who or what last changed these resources
+        (``host: address`` keys): for a resource with a ``path``, the file's
+        modification time and owner (``stat``). Best effort: a failure tells nothing."""
+        transports = self.pool.for_spec(spec)
+        out: list[tuple[str, str]] = []
+        for key in keys:
+            host, _, address = key.partition(": ")
+            if host not in transports:
+                continue
+            entry = next((e for e in spec.entries_for(host) if e.address == address), None)
+            path = getattr(spec.resource_for_host(entry, host), "path", None) if entry is not None else None
+            if not isinstance(path, str) or not path.startswith("/"):
+                continue
+            try:
+                proc = transports[host].run(["stat", "-c", "%y %U:%G", "--", path], timeout=15, check=False)
+            except ReconcilerError:
+                continue
+            when, _, owner = proc.out.strip().rpartition(" ")
+            if proc.ok and when:
+                out.append((key, f"{path} was modified at {when} (owner {owner})"))
+        return tuple(out)
 
     @staticmethod
     def _run_check(transport: PooledTransport, host: str, name: str, argv: list[str],

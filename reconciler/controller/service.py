@@ -133,7 +133,7 @@ def install(unit_text: str, *, unit_name: str = UNIT_NAME, unit_dir: Path = UNIT
             env_dir: Path = ENV_DIR) -> Path:
     """Write the secrets' environment file (0600, when there are any) and the unit
     atomically, reload systemd, enable the unit and (re)start it."""
-    from reconciler.controller.state import write_atomic
+    from reconciler.controller.atomic import write_atomic
 
     if not unit_dir.is_dir():
         raise ServiceError(f"{unit_dir} does not exist: is this a systemd machine?")

@@ -2,31 +2,36 @@
 
 Layout of ``STATE_DIR``::
 
-    status.json      what `reconcile status` shows (replaced atomically)
-    history.jsonl    one JSON object per run, appended and fsynced
-    controller.lock  flock: one controller per state directory
-    repo/            bare clone of the spec repository
-    worktrees/SHA/   checked-out revisions (the applied one, the last good one)
+    status.json         what `reconcile status` shows (replaced atomically)
+    history.jsonl       the history's open segment, one JSON object per run (history.py)
+    history/            its sealed segments and index; history.burst.json: the open burst
+    controller.lock     flock: one controller per state directory
+    repo/               bare clone of the spec repository (``git gc --auto`` now and then)
+    worktrees/SHA/      checked-out revisions (the applied one, a deferred or running one)
+
+Everything here is bounded: the history by size and age, the worktrees to the
+revisions in use, the status by the spec's size (quarantine: the newest 50).
 
 Crash safety: ``status.json`` is written to a temporary file, fsynced and
 renamed over the old one, so a SIGKILL leaves the old or the new status, never
-half of one. History lines are appended with one ``write`` and fsynced; a line
-cut short by a crash is dropped by the reader and trimmed on the next start.
+half of one (a temporary file a crash left behind is removed by ``prepare``).
+History lines are appended with one ``write`` and fsynced; a line cut short by a
+crash is dropped by the reader and trimmed on the next start.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reconciler.controller.atomic import write_atomic as write_atomic  # re-exported
+from reconciler.controller.history import History, HistoryLimits
 from reconciler.errors import ReconcilerError
 from reconciler.sensitive import scrub_data
 
@@ -43,27 +48,6 @@ class StateError(ReconcilerError):
 
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data``: temp file in the same directory, fsync, rename, fsync dir."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), mode)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 @dataclass
@@ -127,6 +111,13 @@ class ControllerStatus:
     quarantined: dict[str, str] = field(default_factory=dict)
     resources: dict[str, dict[str, str]] = field(default_factory=dict)
     health: list[dict[str, Any]] = field(default_factory=list)
+    applied_changes: list[str] = field(default_factory=list)
+    """``host: address`` of what the applied commit changed (drift of these is contested)."""
+    contested: list[dict[str, Any]] = field(default_factory=list)
+    verifying: dict[str, str] | None = None
+    """The commit in its health grace: revision, since, until."""
+    history: dict[str, Any] = field(default_factory=dict)
+    """Totals of the history, compacted parts included (``History.summary``)."""
 
     def to_json(self) -> dict[str, Any]:
         """The status as stored and shown (status.json, ``reconcile status``, ``/status``),
@@ -155,6 +146,10 @@ class ControllerStatus:
             last_drift_check=data.get("last_drift_check", ""),
             quarantined=dict(data.get("quarantined", {})), resources=dict(data.get("resources", {})),
             health=list(data.get("health", [])),
+            applied_changes=[str(k) for k in data.get("applied_changes", [])],
+            contested=list(data.get("contested", [])),
+            verifying=dict(data["verifying"]) if isinstance(data.get("verifying"), dict) else None,
+            history=dict(data.get("history", {})),
         )
 
     def quarantine(self, revision: str, reason: str) -> None:
@@ -166,8 +161,9 @@ class ControllerStatus:
 class StateStore:
     """Reads and writes the files of one state directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, history_limits: HistoryLimits | None = None) -> None:
         self.root = root
+        self.history = History(root, history_limits)
         self._lock_fd: int | None = None
 
     @property
@@ -176,7 +172,8 @@ class StateStore:
 
     @property
     def history_path(self) -> Path:
-        return self.root / HISTORY_FILE
+        """The history's open segment."""
+        return self.history.open_path
 
     @property
     def repo_dir(self) -> Path:
@@ -192,10 +189,13 @@ class StateStore:
             self.worktrees_dir.mkdir(exist_ok=True, mode=0o700)
         except OSError as exc:
             raise StateError(f"cannot create the state directory {self.root}: {exc.strerror}") from exc
+        for leftover in self.root.glob(".*.json.*"):
+            # A temporary file of an atomic write the process died in (see write_atomic).
+            leftover.unlink(missing_ok=True)
 
     def acquire(self) -> None:
         """Take the state directory's lock for the life of the process (StateError if held)."""
-        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -228,55 +228,19 @@ class StateStore:
         write_atomic(self.status_path, (json.dumps(status.to_json(), indent=2) + "\n").encode())
 
     # -- history -----------------------------------------------------------------------
-    def append_history(self, entry: dict[str, Any]) -> None:
-        """Append one entry (secrets and URL credentials scrubbed), fsynced."""
-        line = (json.dumps(scrub_data(json.loads(json.dumps(entry, default=str))),
-                           separators=(",", ":")) + "\n").encode()
-        fd = os.open(self.history_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    def append_history(self, entry: dict[str, Any], *, keep: Collection[str] = ()) -> None:
+        """Record one run (``keep``: revisions whose entries must survive compaction), with
+        secrets and URL credentials scrubbed."""
+        self.history.record(scrub_data(json.loads(json.dumps(entry, default=str))), keep=keep)
 
     def repair_history(self) -> bool:
-        """Trim a last line cut short by a crash. Returns True when something was trimmed."""
-        try:
-            with self.history_path.open("rb+") as fh:
-                fh.seek(0, os.SEEK_END)
-                size = fh.tell()
-                if size == 0:
-                    return False
-                fh.seek(max(0, size - 1))
-                if fh.read(1) == b"\n":
-                    return False
-                fh.seek(0)
-                data = fh.read()
-                keep = data.rfind(b"\n") + 1
-                fh.truncate(keep)
-                fh.flush()
-                os.fsync(fh.fileno())
-                return True
-        except FileNotFoundError:
-            return False
+        """Open the history for recording; True when a line cut short by a crash was trimmed."""
+        return self.history.open()
 
     def iter_history(self) -> Iterator[dict[str, Any]]:
         """Entries oldest first; lines that are not complete JSON objects are skipped."""
-        try:
-            fh = self.history_path.open("rb")
-        except FileNotFoundError:
-            return
-        with fh:
-            for raw in fh:
-                if not raw.endswith(b"\n"):
-                    break  # cut short by a crash
-                try:
-                    entry = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(entry, dict):
-                    yield entry
+        return self.history.entries()
 
     def read_history(self, limit: int | None = None) -> list[dict[str, Any]]:
-        entries = list(self.iter_history())
-        return entries[-limit:] if limit else entries
+        """The newest ``limit`` entries (all when None or 0), oldest first."""
+        return self.history.tail(limit or 0)

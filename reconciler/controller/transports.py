@@ -24,6 +24,13 @@ if TYPE_CHECKING:
 
 _TRANSIENT = (TransportError, LockBusy)
 
+RECYCLE_AFTER_COMMANDS = 2000
+"""A pooled connection is replaced, between runs, once it has run this many commands.
+paramiko records every channel a connection ever opened (``Transport.channels_seen``)
+and never forgets one (paramiko/paramiko#1685, open), so a connection kept for months
+grows without bound: about 70 KB per thousand commands, found by tracemalloc in the
+soak benchmark. One new SSH login every couple of thousand commands costs nothing."""
+
 
 class PooledTransport(Transport):
     """Delegates to a real transport; records transient faults; ``close`` keeps it open."""
@@ -91,9 +98,11 @@ class PooledTransport(Transport):
 
 
 class TransportPool:
-    """One pooled transport per host, replaced when the host's connection settings change."""
+    """One pooled transport per host, replaced when the host's connection settings change
+    or after ``RECYCLE_AFTER_COMMANDS`` commands."""
 
-    def __init__(self) -> None:
+    def __init__(self, recycle_after: int = RECYCLE_AFTER_COMMANDS) -> None:
+        self.recycle_after = recycle_after
         self._pool: dict[str, tuple[str, PooledTransport]] = {}
 
     def for_spec(self, spec: LoadedSpec) -> dict[str, PooledTransport]:
@@ -101,9 +110,11 @@ class TransportPool:
         for name in spec.hosts:
             key = transport_key(name, spec)
             current = self._pool.get(name)
-            if current is None or current[0] != key:
+            worn = current is not None and current[1].inner.commands_run >= self.recycle_after
+            if current is None or current[0] != key or worn:
                 if current is not None:
-                    current[1].shutdown()
+                    with contextlib.suppress(Exception):  # a broken connection is replaced anyway
+                        current[1].shutdown()
                 current = (key, PooledTransport(make_transport(name, spec)))
                 self._pool[name] = current
             current[1].take_faults()  # a new run starts with a clean slate

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from reconciler.controller.state import StateStore
 from testbed.hosts import TestHost
 from testbed.wheelhouse import install_reconciler
 
@@ -181,17 +182,14 @@ def read_status(state: Path) -> dict[str, Any]:
 
 
 def read_history(state: Path) -> list[dict[str, Any]]:
-    try:
-        lines = (state / "history.jsonl").read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in lines if line.strip()]
+    """Every entry, as ``reconcile history --limit 0`` reads them (segments, the open burst)."""
+    return StateStore(state).read_history()
 
 
 class WatchProcess:
     """``reconcile watch`` on this machine as a subprocess; stopped with SIGTERM."""
 
-    def __init__(self, repo: Path, state: Path, *flags: str, config: Path | None = None) -> None:
+    def __init__(self, repo: Path | str, state: Path, *flags: str, config: Path | None = None) -> None:
         self.state = state
         self.log_path = state.parent / f"{state.name}.log"
         argv = [RECONCILE, "watch", "--repo", str(repo), "--path", "specs", "--state-dir", str(state),
