@@ -62,13 +62,16 @@ def spec_hosts(spec_dir: Path) -> tuple[Path, dict[str, Any]] | None:
 DEPLOY_USER = "deploy"
 
 
-def host_entry(host: TestHost, vars_: dict[str, Any] | None = None) -> dict[str, Any]:
+def host_entry(host: TestHost, vars_: dict[str, Any] | None = None, *,
+               user: str | None = None) -> dict[str, Any]:
+    """The ``hosts:`` entry for ``host``: as root, or as ``user`` becoming root with sudo."""
     entry: dict[str, Any] = {
-        "connect": host.ssh_url_as(DEPLOY_USER),
-        "become": "sudo",
+        "connect": host.ssh_url if user is None else host.ssh_url_as(user),
         "identity_file": str(host.key_path),
         "known_hosts": str(host.known_hosts_path),
     }
+    if user is not None:
+        entry["become"] = "sudo"
     if vars_:
         entry["vars"] = vars_
     return entry
@@ -84,13 +87,14 @@ def prepare_spec(spec: Path, workdir: Path) -> tuple[Path, list[str]]:
     return workdir, list(found[1]["hosts"])
 
 
-def point_hosts_at(workdir: Path, hosts: dict[str, TestHost]) -> None:
+def point_hosts_at(workdir: Path, hosts: dict[str, TestHost], *, user: str | None = None) -> None:
+    """Point the spec's hosts at test hosts, reached as root or as ``user`` with sudo."""
     found = spec_hosts(workdir)
     assert found is not None
     path, data = found
     for name, host in hosts.items():
         old = data["hosts"][name] or {}
-        data["hosts"][name] = host_entry(host, old.get("vars"))
+        data["hosts"][name] = host_entry(host, old.get("vars"), user=user)
     header = "# Written by testbed/demo.py: the spec's hosts replaced by throwaway test hosts.\n"
     path.write_text(header + yaml.safe_dump(data, sort_keys=False))
 
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"(container {host.container_name})")
             for line in probe.stdout.splitlines():
                 print(f"      {line}")
-        point_hosts_at(workdir, hosts)
+        point_hosts_at(workdir, hosts, user=DEPLOY_USER)
         servqr = args.spec.resolve() == DEFAULT_SPEC.resolve() and core_ready
         if servqr:
             say("Staging the PostgreSQL 15 image for the host's future Docker engine (no registry here)")
