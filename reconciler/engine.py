@@ -116,6 +116,9 @@ class _Planned:
     item: ApplyItem
     entry: ResourceEntry | None
     deps: set[str]
+    # No change of its own, but a dependency is created first: observed again at its
+    # turn, and applied only if it then differs (see _plan_rechecks).
+    recheck: bool = False
 
 
 @dataclass
@@ -162,6 +165,15 @@ class HostSession:
             res = self.spec.resource_for_host(e, self.name)
             by_kind[e.kind][e.id] = res
             self.resources[e.address] = res
+        # Prerequisites the spec does not declare here: observed too, so the plan can
+        # say whether the host already has them.
+        undeclared: dict[str, list[str]] = {k: [] for k in self.providers}
+        for e in entries:
+            for choice in self._prerequisites(e):
+                for address in choice:
+                    kind, _, rid = address.partition(":")
+                    if address not in self.resources and kind in undeclared:
+                        undeclared[kind].append(rid)
 
         def observe_kind(kind: str, ids: list[str]) -> dict[str, State | None]:
             started = time.monotonic()
@@ -174,16 +186,17 @@ class HostSession:
             self.inventory = Inventory.read(self.transport, self.spec.stack)
 
         self.observed = {k: {} for k in self.providers}
-        kinds = [k for k in self.providers if by_kind[k]]
+        first = {k: list(dict.fromkeys([*by_kind[k], *undeclared[k]])) for k in self.providers}
 
         def observe_spec(kind: str) -> Callable[[], None]:
-            return lambda: self.observed[kind].update(observe_kind(kind, list(by_kind[kind])))
+            return lambda: self.observed[kind].update(observe_kind(kind, first[kind]))
 
-        run_coalesced(self.transport, [read_inventory, *(observe_spec(k) for k in kinds)])
+        run_coalesced(self.transport, [read_inventory, *(observe_spec(k) for k, ids in first.items() if ids)])
         for kind in self._load_inventory_kinds():
             by_kind[kind] = {}
             self.observed[kind] = {}
-        left = {k: [i for i in dict.fromkeys(self.inventory.ids_of(k)) if i not in by_kind[k]]
+            first[kind] = []
+        left = {k: [i for i in dict.fromkeys(self.inventory.ids_of(k)) if i not in first[k]]
                 for k in self.providers}
 
         def observe_left(kind: str) -> Callable[[], None]:
@@ -224,6 +237,12 @@ class HostSession:
         entries = self._entries()
         spec_addresses = {e.address for e in entries}
         self._plan_ownership(spec_addresses)
+        missing = self._missing_prerequisites(entries)
+        if missing:
+            # Nothing is applied on this host: the resources that need them would fail,
+            # and the ones applied before them would leave the host half-converged.
+            self.plan.error = "\n".join(missing)
+            return self.plan
         for e in entries:
             provider = self.providers[e.kind]
             res = self.resources[e.address]
@@ -232,6 +251,7 @@ class HostSession:
             change = self._change_for(e, provider, desired, actual)
             if change is not None:
                 self.planned.append(_Planned(ApplyItem(change, res, desired, actual), e, self._deps(e, res)))
+        self._plan_rechecks(entries)
         self._plan_triggered(entries)
         # Prune: owned objects that left the spec.
         for obj in list(self.inventory.objects.values()):
@@ -244,11 +264,12 @@ class HostSession:
                 self.plan.warnings.append(f"{obj.address} left the spec; it existed before the reconciler "
                                           "managed it, so it is released and left in place")
                 continue
-            if not self.providers[obj.kind].prunable:
-                self.plan.warnings.append(f"{obj.address} left the spec; {obj.kind} are never deleted "
-                                          "automatically, so it is released and left in place")
+            kept = self.providers[obj.kind].release_reason(obj.id, actual)
+            if kept is not None:
+                self.plan.warnings.append(f"{obj.address} left the spec; {kept}")
                 continue
-            assert actual is not None  # absent prunable objects were skipped above
+            if actual is None:
+                continue  # nothing to delete
             change = Change(self.name, obj.kind, obj.id, Action.DELETE,
                             tuple(FieldChange(k, v, None) for k, v in actual.items()
                                   if not contains_sensitive(v)), Reason.REMOVED)
@@ -357,9 +378,77 @@ class HostSession:
                 planned.add(e.address)
                 added = True
 
+    def _prerequisites(self, e: ResourceEntry) -> list[tuple[str, ...]]:
+        """The resource's prerequisites as choices (tuples of addresses) of loaded kinds."""
+        choices = []
+        for p in self.providers[e.kind].prerequisites(self.resources[e.address]):
+            choice = (p,) if isinstance(p, str) else tuple(p)
+            choice = tuple(a for a in choice if a.partition(":")[0] in self.providers)
+            if choice:
+                choices.append(choice)
+        return choices
+
+    def _missing_prerequisites(self, entries: list[ResourceEntry]) -> list[str]:
+        """One sentence per prerequisite that is neither declared for this host nor
+        observed on it, or that the spec declares must not exist."""
+        problems: list[str] = []
+        for e in entries:
+            for choice in self._prerequisites(e):
+                declared = [a for a in choice if a in self.resources]
+                if any(self._wanted(a) for a in declared):
+                    continue
+                if any(self.observed.get(a.partition(":")[0], {}).get(a.partition(":")[2]) is not None
+                       for a in choice if a not in self.resources):
+                    continue
+                needs = " or ".join(choice)
+                if declared:
+                    problems.append(f"{e.address} needs {needs}, which the spec says must be absent "
+                                    f"on host {self.name}")
+                else:
+                    which = "which is not" if len(choice) == 1 else "none of which is"
+                    problems.append(f"{e.address} needs {needs}, {which} installed on host {self.name} "
+                                    "and not in the spec; declare it in the spec, or install it on the "
+                                    "host by other means")
+        return problems
+
+    def _wanted(self, address: str) -> bool:
+        """The spec declares ``address`` for this host and wants it to exist."""
+        kind = address.partition(":")[0]
+        return self.providers[kind].desired(self.resources[address], self.ctx) is not None
+
+    def _plan_rechecks(self, entries: list[ResourceEntry]) -> None:
+        """A resource without a change of its own, whose ``depends_on`` or prerequisite is
+        a prerequisite-kind object (one some kind names in ``prerequisites``: a package)
+        created in this run, is checked again at its turn in apply: installing software
+        can change other things (installing nginx enables Debian's default site, which
+        the spec may say must be absent). The plan shows it as triggered, "checked again
+        after ..."; apply observes it again and changes it only if it then differs."""
+        planned = {p.item.change.address for p in self.planned}
+        foundations = {a.partition(":")[0] for e in entries for c in self._prerequisites(e) for a in c}
+        created = {p.item.change.address for p in self.planned
+                   if p.item.change.action in (Action.CREATE, Action.REPLACE)
+                   and p.item.change.kind in foundations}
+        if not created:
+            return
+        for e in entries:
+            if e.address in planned:
+                continue
+            res = self.resources[e.address]
+            watched = set(res.depends_on) | {a for c in self._prerequisites(e) for a in c}
+            hits = sorted(watched & created)
+            if not hits:
+                continue
+            provider = self.providers[e.kind]
+            change = Change(self.name, e.kind, e.id, Action.UPDATE, (), Reason.TRIGGERED,
+                            note=f"checked again after {', '.join(hits)} is created, which may change it")
+            actual = self.observed.get(e.kind, {}).get(e.id)
+            item = ApplyItem(change, res, provider.desired(res, self.ctx), actual)
+            self.planned.append(_Planned(item, e, self._deps(e, res), recheck=True))
+
     def _deps(self, e: ResourceEntry, res: Resource) -> set[str]:
         provider = self.providers[e.kind]
         deps = set(res.depends_on) | set(provider.requires(res)) | set(provider.triggers(res))
+        deps.update(a for choice in self._prerequisites(e) for a in choice if a in self.resources)
         secret_kinds = [k for k, p in self.providers.items() if p.provides_secrets]
         for _path, text in walk_strings(res.model_dump(mode="python")):
             for ref in references(text):
@@ -462,6 +551,26 @@ class HostSession:
                         runnable.append(p)
                 if not runnable:
                     continue
+                try:
+                    self._reobserve_after_prerequisites(kind, runnable)
+                    settled = self._settle_rechecks(provider, runnable)
+                except Exception as exc:
+                    msg = f"could not observe {kind} again after installing what they need: {_explain(exc)}"
+                    for p in runnable:
+                        done += 1
+                        failed.add(p.item.change.address)
+                        report.outcomes.append(ChangeOutcome(p.item.change, Status.FAILED, msg,
+                                                             transient=is_transient(exc)))
+                        self._progress(done, total, p.item.change, Status.FAILED)
+                    continue
+                for p, outcome in settled:
+                    done += 1
+                    report.outcomes.append(outcome)
+                    self._progress(done, total, outcome.change, outcome.status)
+                    self._record(p, outcome)
+                runnable = [p for p in runnable if not any(p is s for s, _ in settled)]
+                if not runnable:
+                    continue
                 items = [self._refresh(p) for p in runnable]
                 starting: Callable[[Change], None] = functools.partial(self._progress, done, total,
                                                                        status=None)
@@ -510,6 +619,38 @@ class HostSession:
                 in_run = set()
             in_run.add(p.item.change.address)
         return groups
+
+    def _reobserve_after_prerequisites(self, kind: str, runnable: list[_Planned]) -> None:
+        """When a prerequisite of these changes was applied earlier in this run (nginx was
+        just installed), their plan-time observation predates it: observe them again, so
+        ``apply`` sees the host as it is now. Rechecks are always observed again."""
+        changed = [p for p in runnable if p.recheck or (p.entry is not None and any(
+            a in self.ctx.applied for choice in self._prerequisites(p.entry) for a in choice))]
+        if not changed:
+            return
+        ids = [p.item.change.id for p in runnable]
+        resources = {p.item.change.id: p.item.resource for p in runnable if p.item.resource is not None}
+        after = self.providers[kind].observe(self.ctx, ids, resources)
+        self.observed.setdefault(kind, {}).update(after)
+        for p in runnable:
+            p.item.actual = after.get(p.item.change.id)
+
+    def _settle_rechecks(self, provider: Provider[Any],
+                         runnable: list[_Planned]) -> list[tuple[_Planned, ChangeOutcome]]:
+        """Turn each recheck (freshly observed) into the change it now needs, in place, or
+        settle it as done when the host already matches the spec; returns the settled."""
+        settled: list[tuple[_Planned, ChangeOutcome]] = []
+        for p in runnable:
+            if not p.recheck or p.entry is None or p.item.resource is None:
+                continue
+            desired = provider.desired(p.item.resource, self.ctx)
+            change = self._change_for(p.entry, provider, desired, p.item.actual)
+            if change is None:  # already as the spec says: nothing to do
+                settled.append((p, ChangeOutcome(p.item.change, Status.APPLIED)))
+                continue
+            p.item = ApplyItem(change, p.item.resource, desired, p.item.actual)
+            p.recheck = False
+        return settled
 
     def _refresh(self, p: _Planned) -> ApplyItem:
         """Recompute desired state just before applying: secrets made earlier in this
@@ -626,7 +767,8 @@ class HostSession:
         c = p.item.change
         if outcome.status is not Status.APPLIED:
             return
-        self.ctx.applied.add(c.address)
+        if not p.recheck:  # a recheck that found nothing to do changed nothing
+            self.ctx.applied.add(c.address)
         if c.action is Action.DELETE:
             self.inventory.forget(c.address)
             return
@@ -653,8 +795,9 @@ class HostSession:
         for obj in list(self.inventory.objects.values()):
             if obj.address in spec_addresses or obj.address in failed:
                 continue
-            if (not obj.created or not self.providers[obj.kind].prunable
-                    or self.observed.get(obj.kind, {}).get(obj.id) is None):
+            actual = self.observed.get(obj.kind, {}).get(obj.id)
+            if (not obj.created or actual is None
+                    or self.providers[obj.kind].release_reason(obj.id, actual) is not None):
                 self.inventory.forget(obj.address)
 
     def _stopping(self) -> bool:

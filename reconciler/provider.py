@@ -2,22 +2,29 @@
 
 A provider MUST define ``kind``, ``model``, ``resource_id``, ``desired``,
 ``observe`` and ``apply``; it MAY override ``validate``, ``requires``,
-``compare``, ``action_for``, ``begin``, ``finish``, ``unmanaged``,
-``secret_values``, ``published`` (with ``published_fields``) and ``refusal``, and
-declare ``text_fields`` (with ``desired_text`` and ``text_path``) and
-``internal_fields`` so plans show texts as diffs and bookkeeping fields in words.
-Providers return data and raise ``ApplyError`` / ``CommandFailed``; they never print.
+``prerequisites``, ``compare``, ``action_for``, ``begin``, ``finish``,
+``unmanaged``, ``secret_values``, ``release_reason``, ``published`` (with
+``published_fields``) and ``refusal``, and declare ``text_fields`` (with
+``desired_text`` and ``text_path``) and ``internal_fields`` so plans show texts
+as diffs and bookkeeping fields in words. Providers return data and raise
+``ApplyError`` / ``CommandFailed``; they never print.
 
 The engine calls, per host:
-1. ``observe(ctx, ids)`` for every id in the spec, and once more for the owned ids
-   that left the spec (prune candidates), when there are any. One request, not one
-   per resource.
+1. ``observe(ctx, ids)`` for every id in the spec and every id other kinds name as
+   a prerequisite that the spec does not declare for this host, and once more for
+   the owned ids that left the spec (prune candidates), when there are any. One
+   request, not one per resource.
 2. ``desired(resource, ctx)`` for each resource, then ``compare`` and ``action_for``.
    Plan and apply both go through these same calls, so a dry-run cannot drift
-   from a real run. Then, for the changes only: ``refusal`` for each, and, for
-   changed ``text_fields``, ``desired_text`` and ``text_path`` (the engine reads
-   the current texts of all of them with one capped remote command).
-3. During apply, per run of consecutive changes of this kind: ``begin``, then
+   from a real run. A prerequisite that is neither declared nor observed is a
+   plan error for the host (nothing is applied there). Then, for the changes
+   only: ``refusal`` for each, and, for changed ``text_fields``, ``desired_text``
+   and ``text_path`` (the engine reads the current texts of all of them with one
+   capped remote command).
+3. During apply, per run of consecutive changes of this kind: ``observe`` again
+   first when a prerequisite of them was applied earlier in the run (their plan-time
+   state predates the tool; so ``observe`` must not fail on a host without it), then
+   ``begin``, then
    ``apply`` for each change, then the file work the applies queued in
    ``ctx.writes`` is sent as one request (a queued item that fails fails its own
    change only), then ``finish``; then ``observe`` again for the applied ids; a
@@ -52,6 +59,10 @@ if TYPE_CHECKING:
 
 State = dict[str, Any]
 """A resource's state as plain data: what the spec wants, or what the host has."""
+
+Prerequisite = str | tuple[str, ...]
+"""An address (``packages:nginx``), or a tuple of addresses of which any one will do
+(``("packages:nftables", "packages:ufw")``)."""
 
 
 class Resource(BaseModel):
@@ -215,6 +226,21 @@ class Provider(Generic[R]):
         """Addresses this resource implicitly depends on (besides depends_on and secrets)."""
         return []
 
+    def prerequisites(self, resource: R) -> list[Prerequisite]:
+        """What must be on the host for this resource to work, as addresses of *other*
+        kinds: ``["packages:nginx"]``; a tuple is a choice (any one is enough).
+
+        For each one the engine, per host:
+        - when the spec declares it for this host: orders this resource after it
+          (as ``requires`` does) and fails the plan if the spec says it must not exist;
+        - otherwise: asks that kind's provider to observe the id as well (like a prune
+          candidate) and, when it is absent, fails the host's plan with
+          ``nginx_sites:web needs packages:nginx, which is not installed on host web
+          and not in the spec``.
+        An address of a kind that is not loaded is ignored. Return nothing for a
+        resource the spec wants gone: removing needs no tools."""
+        return []
+
     def triggers(self, resource: R) -> list[str]:
         """Addresses whose change in a run must re-apply this resource even when its own
         state already matches (e.g. restart a service when its config file changed).
@@ -239,6 +265,16 @@ class Provider(Generic[R]):
     def unmanaged(self, ctx: HostContext, observed: Mapping[str, State | None]) -> list[str]:
         """Objects of this kind on the host that the reconciler does not own (shown, never touched)."""
         return []
+
+    def release_reason(self, rid: str, actual: State | None) -> str | None:
+        """An owned, created object ``rid`` left the spec: why it must stay (the plan
+        shows this as a warning and the reconciler forgets it), or None to delete it.
+        ``actual`` is its observed state (None: already gone). Default: kept exactly
+        when ``prunable`` is False. A kind overrides this when the choice is per
+        object (a package is removed only when its spec said ``prune: true``)."""
+        if self.prunable:
+            return None
+        return f"{self.kind} are never deleted automatically, so it is released and left in place"
 
     def published(self, rid: str, state: State | None) -> dict[str, str]:
         """The ``published_fields`` of one observed resource that exist (``state`` as

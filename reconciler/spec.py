@@ -918,6 +918,8 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
                 diags.error(f"depends on {dep!r}, which the spec does not define (write it as kind:id, "
                             f"e.g. {entry.address})", field_path=fp, pos=pos)
 
+        _check_prerequisites(spec, diags, entry, targets, at)
+
         dumped = res.model_dump(mode="python")
         for sub_path, text in walk_strings(dumped):
             for h in targets if (*loc, *sub_path) not in oversized else ():
@@ -965,6 +967,26 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
             diags.error(f"{address} is defined twice (also at {first.pos})", field_path=second.field_path,
                         pos=second.pos, hint="give each a distinct id, or limit them to different hosts")
     _check_cycles(spec, diags)
+
+
+def _check_prerequisites(spec: LoadedSpec, diags: Diagnostics, entry: ResourceEntry, targets: list[str],
+                         at: Callable[..., tuple[str, SourcePos | None]]) -> None:
+    """A prerequisite (``Provider.prerequisites``) of a kind the spec manages, that the
+    spec does not declare for some of the entry's hosts: most likely forgotten, so a
+    warning (the host may have it anyway; ``reconcile plan`` checks that on the host).
+    When the spec declares nothing of that kind, the operator manages it elsewhere."""
+    declared_kinds = {e.kind for e in spec.entries}
+    for choice in spec.providers[entry.kind].prerequisites(entry.resource):
+        addresses = (choice,) if isinstance(choice, str) else tuple(choice)
+        if not any(a.partition(":")[0] in declared_kinds for a in addresses):
+            continue
+        lacking = [h for h in targets if not any(
+            a in spec.by_address and spec.applies_to(spec.by_address[a], h) for a in addresses)]
+        if lacking:
+            fp, pos = at()
+            diags.warning(f"needs {' or '.join(addresses)}, which the spec does not declare for host(s) "
+                          f"{', '.join(lacking)}; they must already have it (`reconcile plan` checks)",
+                          field_path=fp, pos=pos, resource=entry.address)
 
 
 def _published_problem(spec: LoadedSpec, name: str, invalid: Callable[[str], bool]) -> str | None:

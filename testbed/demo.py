@@ -1,7 +1,9 @@
 """The demo (``bash scripts/demo.sh`` runs ``.venv/bin/python -m testbed.demo``).
 
 1. makes sure the Docker engine and the test bed images are there;
-2. starts a throwaway Debian test host (one per host of the spec) and shows it coming up;
+2. starts a throwaway *bare* Debian 12 test host (one per host of the spec: systemd, sshd,
+   sudo, python3 and nothing else) and shows it coming up; the reconciler reaches it as
+   the user ``deploy``, who becomes root with sudo (root may not log in over SSH);
 3. runs ``reconcile --version``;
 4. when the CLI has ``plan``: runs ``reconcile plan``, ``reconcile apply`` and a second
    ``reconcile plan`` against the test host, using a copy of ``specs/servqr`` whose
@@ -57,12 +59,19 @@ def spec_hosts(spec_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-def host_entry(host: TestHost, vars_: dict[str, Any] | None = None) -> dict[str, Any]:
+DEPLOY_USER = "deploy"
+
+
+def host_entry(host: TestHost, vars_: dict[str, Any] | None = None, *,
+               user: str | None = None) -> dict[str, Any]:
+    """The ``hosts:`` entry for ``host``: as root, or as ``user`` becoming root with sudo."""
     entry: dict[str, Any] = {
-        "connect": host.ssh_url,
+        "connect": host.ssh_url if user is None else host.ssh_url_as(user),
         "identity_file": str(host.key_path),
         "known_hosts": str(host.known_hosts_path),
     }
+    if user is not None:
+        entry["become"] = "sudo"
     if vars_:
         entry["vars"] = vars_
     return entry
@@ -78,13 +87,14 @@ def prepare_spec(spec: Path, workdir: Path) -> tuple[Path, list[str]]:
     return workdir, list(found[1]["hosts"])
 
 
-def point_hosts_at(workdir: Path, hosts: dict[str, TestHost]) -> None:
+def point_hosts_at(workdir: Path, hosts: dict[str, TestHost], *, user: str | None = None) -> None:
+    """Point the spec's hosts at test hosts, reached as root or as ``user`` with sudo."""
     found = spec_hosts(workdir)
     assert found is not None
     path, data = found
     for name, host in hosts.items():
         old = data["hosts"][name] or {}
-        data["hosts"][name] = host_entry(host, old.get("vars"))
+        data["hosts"][name] = host_entry(host, old.get("vars"), user=user)
     header = "# Written by testbed/demo.py: the spec's hosts replaced by throwaway test hosts.\n"
     path.write_text(header + yaml.safe_dump(data, sort_keys=False))
 
@@ -141,26 +151,32 @@ def main(argv: list[str] | None = None) -> int:
 
         say(f"Starting {len(names)} throwaway test host(s) for {', '.join(names)}")
         started = time.monotonic()
-        hosts = dict(zip(names, start_hosts(len(names), names=names), strict=True))
+        hosts = dict(zip(names, start_hosts(len(names), names=names, image=images.bare), strict=True))
         print(f"   ready in {time.monotonic() - started:.1f}s")
         for name, host in hosts.items():
-            probe = host.ssh_exec(
+            probe = host.exec(
                 'echo "$(hostname): systemd $(systemctl is-system-running)"; '
-                "systemctl is-active ssh nginx cron docker | paste -sd' '; "
-                ". /etc/os-release; echo $PRETTY_NAME",
+                ". /etc/os-release; echo \"$PRETTY_NAME, $(dpkg-query -W -f='.\\n' | wc -l) packages\"; "
+                "missing=; for c in nginx docker psql nft curl crontab; do "
+                'command -v $c >/dev/null || missing="$missing $c"; done; echo "not installed:$missing"',
                 check=False,
             )
-            print(f"   {name}: {host.ssh_url} (container {host.container_name})")
+            print(f"   {name}: {host.ssh_url_as(DEPLOY_USER)}, sudo to root "
+                  f"(container {host.container_name})")
             for line in probe.stdout.splitlines():
                 print(f"      {line}")
-        point_hosts_at(workdir, hosts)
+        point_hosts_at(workdir, hosts, user=DEPLOY_USER)
         servqr = args.spec.resolve() == DEFAULT_SPEC.resolve() and core_ready
         if servqr:
-            say("Loading the PostgreSQL 15 image into the host's engine (no registry here)")
+            say("Staging the PostgreSQL 15 image for the host's future Docker engine (no registry here)")
             started = time.monotonic()
             for host in hosts.values():
                 stage_images(host, images)
             print(f"   done in {time.monotonic() - started:.1f}s")
+        for host in hosts.values():
+            # The host as operators have it: a deploy user with sudo, no root login.
+            host.add_sudo_user(DEPLOY_USER)
+            host.disable_root_login()
 
         say("reconcile --version")
         run_reconcile(["--version"])

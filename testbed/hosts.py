@@ -9,6 +9,9 @@
     with host.ssh_client() as c: ...    # paramiko, key auth, strict host key checking
     host.remove()
 
+Each host gets the test bed's package cache as its apt proxy for Debian's mirror
+(``testbed/aptcache.py``; ``/etc/apt/apt.conf.d/00reconciler-testbed-proxy``).
+
 Every container carries the labels ``io.reconciler.testbed=1``,
 ``io.reconciler.testbed.session=<session id>`` and ``io.reconciler.testbed.pid=<pid>``;
 :func:`cleanup_session` (also registered with atexit, and run on SIGTERM/SIGHUP
@@ -38,6 +41,7 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from testbed import aptcache
 from testbed.images import ensure_image
 from testbed.util import (
     LABEL,
@@ -643,6 +647,9 @@ def _create_host(
         host.exec(
             "umask 077 && mkdir -p /root/.ssh && cat > /root/.ssh/authorized_keys", input=pub, timeout=60
         )
+        proxy = aptcache.proxy_url()
+        if proxy is not None:
+            host.exec(f"cat > {aptcache.PROXY_CONF}", input=aptcache.proxy_conf(proxy), timeout=60)
         host.refresh_ports()
     except BaseException:
         host.remove()

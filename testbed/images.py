@@ -1,14 +1,18 @@
 """Build and cache the test bed's container images (no registry needed).
 
-Three images, each tagged ``reconciler-testbed/NAME:HASH`` where HASH is derived
+Five images, each tagged ``reconciler-testbed/NAME:HASH`` where HASH is derived
 from its recipe (``testbed/recipes/NAME/``: package list, build script, rootfs
 overlay, image changes, plus the shared ``common.sh`` and the base image key), so
 an unchanged recipe is reused in about a second:
 
 * ``host``     -- Debian 12 with systemd as PID 1, sshd, nginx, nftables, ufw, cron,
                   docker.io (vfs) ... : the hosts reconciler converges in tests.
+* ``bare``     -- a fresh Debian 12 server: systemd, sshd, sudo, python3 and nothing
+                  else; the host a spec has to take from nothing to deployed.
 * ``busybox``  -- Debian's busybox-static in an empty rootfs (CMD sh).
 * ``postgres`` -- PostgreSQL 15 with an entrypoint compatible with the official image.
+* ``aptcache`` -- apt-cacher-ng: the caching proxy for Debian's mirror that test hosts
+                  use (see ``testbed/aptcache.py``).
 
 The apt-based images start from a ``debootstrap --variant=minbase`` rootfs that is
 cached as a tarball under the cache dir (default /var/cache/reconciler-testbed) and
@@ -56,8 +60,8 @@ BUILDER_VERSION = "3"
 
 REPOSITORY = os.environ.get("RECONCILER_TESTBED_REPOSITORY", "reconciler-testbed")
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
-IMAGE_NAMES = ("host", "busybox", "postgres")
-APT_IMAGES = ("host", "postgres")
+IMAGE_NAMES = ("host", "bare", "busybox", "postgres", "aptcache")
+APT_IMAGES = ("host", "bare", "postgres", "aptcache")
 
 SUITE = "bookworm"
 MIRROR = os.environ.get("RECONCILER_TESTBED_MIRROR", "http://deb.debian.org/debian")
@@ -97,11 +101,14 @@ class Images:
     """Tags of the test bed images (what the ``testbed_images`` fixture returns)."""
 
     host: str
+    bare: str
     busybox: str
     postgres: str
+    aptcache: str
 
     def as_dict(self) -> dict[str, str]:
-        return {"host": self.host, "busybox": self.busybox, "postgres": self.postgres}
+        return {"host": self.host, "bare": self.bare, "busybox": self.busybox, "postgres": self.postgres,
+                "aptcache": self.aptcache}
 
 
 # --------------------------------------------------------------------------- hashing

@@ -3,12 +3,14 @@
 Fixtures (all hosts are removed at the end of their scope, at session end, on
 failure, on Ctrl-C and on SIGTERM/SIGHUP):
 
-* ``testbed_images``  (session)  -- :class:`testbed.images.Images`: ``.host``, ``.busybox``,
-                                    ``.postgres`` image tags
+* ``testbed_images``  (session)  -- :class:`testbed.images.Images`: ``.host``, ``.bare``,
+                                    ``.busybox``, ``.postgres``, ``.aptcache`` image tags
 * ``host_factory``    (session)  -- :class:`testbed.hosts.HostFactory`:
                                     ``host_factory(name=None, ports=...)``, ``host_factory.many(n)``
 * ``fresh_host``      (function) -- a new :class:`testbed.hosts.TestHost` for one test
 * ``shared_host``     (module)   -- one host shared by the tests of a module
+* ``bare_host``       (function) -- a new *bare* host (systemd, sshd, sudo, python3 and
+                                    nothing else) for one test
 
 Tests using any of them get the ``host`` marker automatically (``-m "not host"``
 deselects them). Host tests run by default; when the Docker engine is missing and
@@ -29,7 +31,7 @@ from testbed.hosts import HostFactory, TestHost, cleanup_session, install_signal
 from testbed.images import Images, ensure_images
 from testbed.util import TestbedError
 
-HOST_FIXTURES = frozenset({"testbed_images", "host_factory", "fresh_host", "shared_host"})
+HOST_FIXTURES = frozenset({"testbed_images", "host_factory", "fresh_host", "shared_host", "bare_host"})
 
 _prepared: Images | None = None
 _prepare_error: str | None = None
@@ -116,6 +118,16 @@ def fresh_host(host_factory: HostFactory, request: pytest.FixtureRequest) -> Ite
 def shared_host(host_factory: HostFactory, request: pytest.FixtureRequest) -> Iterator[TestHost]:
     module = request.module.__name__.rsplit(".", 1)[-1]
     host = host_factory(name=module.removeprefix("test_")[:30])
+    try:
+        yield host
+    finally:
+        host.remove()
+
+
+@pytest.fixture
+def bare_host(host_factory: HostFactory, testbed_images: Images,
+              request: pytest.FixtureRequest) -> Iterator[TestHost]:
+    host = host_factory(name=request.node.name[:30], image=testbed_images.bare)
     try:
         yield host
     finally:

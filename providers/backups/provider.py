@@ -29,12 +29,13 @@ from typing import Any
 
 from reconciler.errors import ApplyError
 from reconciler.plan import Action
-from reconciler.provider import ApplyItem, HostContext, Issue, Provider, State
+from reconciler.provider import ApplyItem, HostContext, Issue, Prerequisite, Provider, State
 
 from ..common.checks import check_account, check_path
 from ..common.cronjob import (
     CRON_DIR,
     CRON_MODE,
+    CRON_PACKAGES,
     DESCRIBE_JOB_SH,
     TEXT_FIELDS,
     CronJob,
@@ -358,6 +359,20 @@ class BackupsProvider(Provider[Backup]):
         if resource.verify is not None:
             issues += _validate_verify(resource, resource.verify)
         return issues
+
+    def prerequisites(self, resource: Backup) -> list[Prerequisite]:
+        """cron runs the job; pg_dump runs inside the container, through docker; offsite
+        copies go with rsync over ssh, encrypted with age (what the script checks for)."""
+        needs: list[Prerequisite] = [CRON_PACKAGES]
+        if resource.source.postgres is not None:
+            needs.append(("packages:docker.io", "packages:docker-ce"))
+        if resource.compression == "zstd":
+            needs.append("packages:zstd")
+        if resource.offsite:
+            needs += ["packages:rsync", "packages:openssh-client"]
+        if any(target.encrypt_to for target in resource.offsite):
+            needs.append("packages:age")
+        return needs
 
     def requires(self, resource: Backup) -> list[str]:
         """A database backup goes after its container when the spec manages it (an

@@ -41,6 +41,8 @@ from reconciler.transport.ops import FileWrite
 
 SCRIPT_DIR = "/usr/local/lib/reconciler"
 CRON_DIR = "/etc/cron.d"
+#: The packages that run /etc/cron.d entries (any one of them), as a prerequisite.
+CRON_PACKAGES = ("packages:cron", "packages:cronie", "packages:systemd-cron")
 SCRIPT_MODE = "0755"
 CRON_MODE = "0644"
 CONFIG_MARK = "# reconciler-config: "

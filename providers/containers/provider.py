@@ -29,9 +29,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from reconciler.errors import ApplyError
+from reconciler.errors import ApplyError, TransportError
 from reconciler.plan import Action, FieldChange
-from reconciler.provider import ApplyItem, HostContext, Issue, Provider, State
+from reconciler.provider import ApplyItem, HostContext, Issue, Prerequisite, Provider, State
 from reconciler.sensitive import KnownAfterApply, Sensitive
 
 from ..common.checks import lazy_module
@@ -71,6 +71,10 @@ class ContainersProvider(Provider[Container]):
     def validate(self, resource: Container) -> list[Issue]:
         return validate_container(resource)
 
+    def prerequisites(self, resource: Container) -> list[Prerequisite]:
+        """A Docker engine: Debian's docker.io or Docker's own docker-ce."""
+        return [("packages:docker.io", "packages:docker-ce")]
+
     def requires(self, resource: Container) -> list[str]:
         """A bind-mounted path managed in the spec must exist first: the engine would
         otherwise create a missing source directory itself, owned by root."""
@@ -86,9 +90,16 @@ class ContainersProvider(Provider[Container]):
             str, State | None]:
         if not ids:
             return {}
-        api = _api(ctx)
-        with engine.engine_errors("listing containers", ctx.name):
-            summaries: list[dict[str, Any]] = api.containers(all=True)
+        try:
+            api = _api(ctx)
+            with engine.engine_errors("listing containers", ctx.name):
+                summaries: list[dict[str, Any]] = api.containers(all=True)
+        except TransportError:
+            # A host without Docker has no containers; one whose engine is down is an error.
+            if ctx.transport.run(["sh", "-c", "command -v docker"], check=False, timeout=30).ok:
+                raise
+            ctx.scratch[_UNMANAGED] = []
+            return dict.fromkeys(ids)
         by_name = {name.lstrip("/"): s for s in summaries for name in s.get("Names") or []}
         ctx.scratch[_UNMANAGED] = [self._describe_unmanaged(s, resources) for s in summaries
                                    if not is_managed(s.get("Labels"))]

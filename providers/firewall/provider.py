@@ -31,7 +31,7 @@ from typing import Any
 
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Action, FieldChange
-from reconciler.provider import ApplyItem, HostContext, Issue, Provider, State
+from reconciler.provider import ApplyItem, HostContext, Issue, Prerequisite, Provider, State
 from reconciler.transport.base import Transport
 
 from .host import (
@@ -101,6 +101,14 @@ class FirewallProvider(Provider[Firewall]):
     def resource_id(self, resource: Firewall) -> str:
         return RESOURCE_ID
 
+    def prerequisites(self, resource: Firewall) -> list[Prerequisite]:
+        """The backend's tool; with ``auto`` either one."""
+        if resource.backend == "nftables":
+            return ["packages:nftables"]
+        if resource.backend == "ufw":
+            return ["packages:ufw"]
+        return [("packages:nftables", "packages:ufw")]
+
     def validate(self, resource: Firewall) -> list[Issue]:
         return firewall_issues(resource)
 
@@ -157,19 +165,24 @@ class FirewallProvider(Provider[Firewall]):
                 "rules": _by_direction(desired_rules(rules))}
 
     @staticmethod
+    def _check_tools(backend: str, facts: HostFacts) -> None:
+        """At apply: the backend's tool is there. A plan does not check this itself: the
+        engine reports a missing prerequisite, and one the spec installs is not there yet."""
+        if backend == "nftables" and not facts.nft_installed:
+            raise FirewallPlanError("firewall: nft is not installed on the host (package nftables)")
+        if backend == "ufw" and not facts.ufw_installed:
+            raise FirewallPlanError("firewall: backend ufw was asked for, but ufw is not installed on the "
+                                    "host (package ufw); use backend: nftables")
+
+    @staticmethod
     def _check_backend(backend: str, facts: HostFacts, rules: list[NormalizedRule]) -> None:
         if backend == "nftables":
-            if not facts.nft_installed:
-                raise FirewallPlanError("firewall: nft is not installed on the host (package nftables)")
             if facts.ufw_status.active:
                 raise FirewallPlanError(
                     "firewall: backend nftables was asked for, but ufw is active on the host, and every "
                     "packet would have to pass both firewalls; use backend: ufw (or auto), or run "
                     "`ufw disable` first")
             return
-        if not facts.ufw_installed:
-            raise FirewallPlanError("firewall: backend ufw was asked for, but ufw is not installed on the "
-                                    "host (package ufw); use backend: nftables")
         limited = [r.index for r in rules if r.rate is not None]
         if limited:
             raise FirewallPlanError(f"firewall: rules[{limited[0]}].rate_limit: the backend here is ufw, "
@@ -220,6 +233,7 @@ class FirewallProvider(Provider[Firewall]):
         assert isinstance(item.resource, Firewall)
         resource = item.resource
         rules = normalize_all(resource)
+        self._check_tools(resolve_backend(resource, facts), facts)
         if resolve_backend(resource, facts) == "nftables":
             self._apply_nft(ctx.transport, resource, rules, facts)
             if facts.ufw_marked or facts.ufw_owned:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from reconciler.errors import ApplyError, CommandFailed
 from reconciler.plan import Action
-from reconciler.provider import ApplyItem, HostContext, Issue, Provider, State
+from reconciler.provider import ApplyItem, HostContext, Issue, Prerequisite, Provider, State
 
 from ..common import dropin
 from ..common.exposure import measure
@@ -195,6 +195,9 @@ class NginxGlobalProvider(Provider[NginxGlobal]):
 
     def validate(self, resource: NginxGlobal) -> list[Issue]:
         return validate_global(resource)
+
+    def prerequisites(self, resource: NginxGlobal) -> list[Prerequisite]:
+        return ["packages:nginx"]
 
     # ------------------------------------------------------------------ reading
     def desired(self, resource: NginxGlobal, ctx: HostContext) -> State:

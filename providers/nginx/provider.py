@@ -28,7 +28,7 @@ from typing import Any
 
 from reconciler.errors import ApplyError, CommandFailed
 from reconciler.plan import Action
-from reconciler.provider import ApplyItem, HostContext, Issue, Provider, State
+from reconciler.provider import ApplyItem, HostContext, Issue, Prerequisite, Provider, State
 from reconciler.sensitive import KNOWN_AFTER_APPLY, KnownAfterApply, Sensitive
 
 from .host import (
@@ -168,6 +168,10 @@ class NginxSitesProvider(Provider[NginxSite]):
 
     def validate(self, resource: NginxSite) -> list[Issue]:
         return validate_site(resource)
+
+    def prerequisites(self, resource: NginxSite) -> list[Prerequisite]:
+        """nginx itself; the openssl command makes a self-signed key pair."""
+        return ["packages:nginx", *(["packages:openssl"] if _self_signed(resource) else [])]
 
     def triggers(self, resource: NginxSite) -> list[str]:
         """nginx reads certificates only on reload: a managed certificate or key file

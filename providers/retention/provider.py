@@ -29,10 +29,11 @@ from reconciler.diffing import diff_states
 from reconciler.errors import ApplyError
 from reconciler.logs import get_logger
 from reconciler.plan import Action, FieldChange
-from reconciler.provider import ApplyItem, HostContext, Issue, Provider, Resource, State
+from reconciler.provider import ApplyItem, HostContext, Issue, Prerequisite, Provider, Resource, State
 
 from ..common.checks import check_path
 from ..common.cronjob import (
+    CRON_PACKAGES,
     TEXT_FIELDS,
     CronJob,
     check_job_name,
@@ -166,6 +167,10 @@ class RetentionProvider(Provider[RetentionRule]):
 
     def resource_id(self, resource: RetentionRule) -> str:
         return resource.name
+
+    def prerequisites(self, resource: RetentionRule) -> list[Prerequisite]:
+        """cron runs the rule."""
+        return [CRON_PACKAGES]
 
     def validate(self, resource: RetentionRule) -> list[Issue]:
         issues = [*check_job_name(resource.name), *check_path(resource.path),

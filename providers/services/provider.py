@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from reconciler.errors import ApplyError, CommandFailed
 from reconciler.plan import Action
-from reconciler.provider import ApplyItem, HostContext, Issue, Provider, State
+from reconciler.provider import ApplyItem, HostContext, Issue, Prerequisite, Provider, State
 from reconciler.sensitive import KNOWN_AFTER_APPLY, KnownAfterApply, Sensitive
 from reconciler.transport.ops import FileWrite
 
@@ -95,6 +95,10 @@ class ServicesProvider(Provider[Service]):
 
     def validate(self, resource: Service) -> list[Issue]:
         return validate_service(resource)
+
+    def prerequisites(self, resource: Service) -> list[Prerequisite]:
+        """curl runs an http health check on the host."""
+        return ["packages:curl"] if resource.health is not None and resource.health.http else []
 
     def requires(self, resource: Service) -> list[str]:
         """Its account, its directories and the other services it names in after /

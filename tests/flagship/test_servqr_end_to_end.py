@@ -1,4 +1,7 @@
-"""The flagship: a fresh host converged to specs/servqr, end to end.
+"""The flagship: a bare Debian 12 host (systemd, sshd, sudo, python3 and nothing else)
+converged to specs/servqr by one apply, end to end, reached as the user ``deploy``
+who becomes root with sudo (root may not log in over SSH): the spec installs nginx,
+Docker, the PostgreSQL client, nftables, curl and cron itself.
 
 Every health check of the architecture's Monitoring Points passes (HTTPS through
 nginx to both apps, pg_isready, nginx active); a second plan is empty; one drift of
@@ -62,14 +65,18 @@ def git(repo: Path, *args: str) -> str:
 
 @pytest.mark.timeout(1500)
 def test_servqr_converges_heals_every_drift_and_follows_git(
-        fresh_host: TestHost, testbed_images: Images, tmp_path: Path) -> None:
-    host = fresh_host
-    stage_images(host, testbed_images)
+        bare_host: TestHost, testbed_images: Images, tmp_path: Path) -> None:
+    host = bare_host
+    assert host.exec(["sh", "-c", "command -v nginx || command -v docker"], check=False).returncode != 0
+    stage_images(host, testbed_images)  # the PostgreSQL image, for the Docker the spec installs
+    host.add_sudo_user("deploy")
+    host.disable_root_login()
     repo = tmp_path / "repo"
     spec = copy_spec(repo)
     hosts_file = spec / "hosts.yaml"
     data = yaml.safe_load(hosts_file.read_text())
-    data["hosts"]["servqr"] = host_entry(host, vars=data["hosts"]["servqr"]["vars"])
+    data["hosts"]["servqr"] = host_entry(host, connect=host.ssh_url_as("deploy"), become="sudo",
+                                         vars=data["hosts"]["servqr"]["vars"])
     hosts_file.write_text(yaml.safe_dump(data, sort_keys=False))
 
     # Plan: everything to create, host untouched; apply converges; health as the seed lists it.
@@ -84,7 +91,7 @@ def test_servqr_converges_heals_every_drift_and_follows_git(
 
     # One drift of each kind; the plan names exactly those; one apply heals them all.
     for command in DRIFTS.values():
-        host.ssh_exec(command)
+        host.exec(command)
     plan = plan_json(spec)
     planned = {c["address"] for c in plan["hosts"][0]["changes"]}
     assert set(DRIFTS) <= planned, f"missing from the plan: {set(DRIFTS) - planned}"
