@@ -196,7 +196,8 @@ class Fleet:
         hosts = ", ".join(self._ordered) or "none"
         if not self.group_names:
             return f"unknown host {selector!r}; hosts are {hosts}"
-        return f"unknown host or group {selector!r}; hosts are {hosts}; groups are {', '.join(self.group_names)}"
+        groups = ", ".join(self.group_names)
+        return f"unknown host or group {selector!r}; hosts are {hosts}; groups are {groups}"
 
     def select(self, selector: str) -> tuple[str, ...]:
         """The hosts one selector (no ``!``) matches, in natural order. FleetError when

@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from reconciler.diagnostics import SourcePos
 from reconciler.diffing import diff_states
 from reconciler.errors import ReconcilerError
+from reconciler.fleet import Fleet
 from reconciler.interpolate import PublishedLookup, reveal
 from reconciler.plan import Action, Change, FieldChange
 from reconciler.sensitive import KnownAfterApply, Sensitive
@@ -151,6 +152,16 @@ class HostContext:
     # Resolves ${published:HOST/KIND:ID/FIELD}; the engine sets it (None: such values
     # are known after apply).
     published: PublishedLookup | None = None
+    # The spec's hosts, groups and facts, for fleet references in texts a provider reads
+    # itself (templates); see ``expand_fleet``.
+    fleet: Fleet | None = None
+
+    def expand_fleet(self, text: str) -> str:
+        """Resolve fleet references in a text the provider read itself (a template):
+        ``${host:SELECTOR/FIELD}``, and lines holding ``${each:SELECTOR/FIELD}``
+        repeated per host (reconciler.fleet). Raises ``FleetError`` (a
+        ``ReconcilerError``) naming the line of a reference that names nothing usable."""
+        return text if self.fleet is None else self.fleet.expand_text(text)
 
     def reveal(self, text: str) -> str | Sensitive | KnownAfterApply:
         """Resolve ``${secret:NAME}`` and ``${published:...}`` in text; see interpolate.reveal."""
