@@ -57,9 +57,12 @@ class Resource(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    hosts: list[str] | None = Field(default=None, description="Host names this applies to (default: all).")
-    depends_on: list[str] = Field(default_factory=list,
-                                  description="Addresses (kind:id) that must be applied first.")
+    hosts: list[str] | None = Field(
+        default=None, description="Hosts this applies to: host names, groups or patterns (backend-*); "
+                                  "!NAME leaves hosts out (default: all).")
+    depends_on: list[str] = Field(
+        default_factory=list, description="Addresses (kind:id) that must be applied first; SELECTOR/kind:id "
+                                          "waits for that resource on other hosts (database/containers:pg).")
     # Where the resource was declared, so a provider can resolve template paths
     # relative to its spec file. Private: not part of the schema.
     _source_file: str | None = PrivateAttr(default=None)

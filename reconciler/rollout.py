@@ -144,19 +144,19 @@ def stages(hosts: Sequence[str], depends: Mapping[str, Iterable[str]]) -> list[l
     spec is loaded; published values could still form one) go to a last stage."""
     wanted = set(hosts)
     level: dict[str, int] = {}
-    visiting: set[str] = set()
+    trail: list[str] = []
     looped: set[str] = set()
 
     def visit(host: str) -> int:
         if host in level:
             return level[host]
-        if host in visiting:
-            looped.add(host)
+        if host in trail:
+            looped.update(trail[trail.index(host):])
             return 0
-        visiting.add(host)
+        trail.append(host)
         deps = [d for d in depends.get(host, ()) if d in wanted and d != host]
         level[host] = 1 + max((visit(d) for d in deps), default=-1)
-        visiting.discard(host)
+        trail.pop()
         return level[host]
 
     for h in hosts:
