@@ -13,7 +13,7 @@ from reconciler.engine import host_dependencies
 from reconciler.rollout import RolloutSpec, plan_rollout, split, stages, too_many_failed
 from reconciler.spec import load_spec
 
-FLEET = Path(__file__).parent / "fixtures" / "fleet" / "spec"
+FLEET = Path(__file__).parent / "fixtures" / "spec"
 
 
 def test_stages_follow_dependencies() -> None:

@@ -1,6 +1,6 @@
 """Mistakes in groups, selectors, group variables, fleet references and cross-host
 dependencies are reported all at once, each as ``file:line:column: field: reason``
-(golden: tests/core/fixtures/fleet/bad/expected.txt), and nothing is contacted."""
+(golden: tests/fleet/fixtures/bad/expected.txt), and nothing is contacted."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from reconciler.cli import main
 
-BAD = Path(__file__).parent / "fixtures" / "fleet" / "bad"
+BAD = Path(__file__).parent / "fixtures" / "bad"
 
 # What each mistake must say (pinned beside the golden, so a regenerated golden cannot
 # drift silently).

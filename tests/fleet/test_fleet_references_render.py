@@ -23,7 +23,7 @@ from reconciler.provider import HostContext
 from reconciler.spec import LoadedSpec, load_spec
 from reconciler.transport import LocalTransport
 
-FIXTURE = Path(__file__).parent / "fixtures" / "fleet"
+FIXTURE = Path(__file__).parent / "fixtures"
 EXPECTED = FIXTURE / "expected"
 
 
