@@ -34,6 +34,8 @@ _SETTINGS: list[tuple[str, str, Any, str]] = [
                             "install-service keeps a URL with credentials out of the unit"),
     ("branch", "--branch", str, "branch to follow (default main)"),
     ("path", "--path", str, "spec directory or file inside the repository (default: the root)"),
+    ("host", "--host", str, "pull mode: apply only this host of the spec, on this machine (auto: the host "
+                            "named like this machine; docs/fleet.md)"),
     ("interval", "--interval", str, "fetch interval, e.g. 30s (default 30s)"),
     ("drift_interval", "--drift-interval", str, "plan-again interval to find drift (default 60s)"),
     ("listen", "--listen", str, "address of /healthz, /metrics, /hooks/git (default 127.0.0.1:9109; off)"),
@@ -114,7 +116,7 @@ def _state_dir(args: argparse.Namespace) -> str:
 
 def _config(args: argparse.Namespace) -> ControllerConfig:
     state_dir = _state_dir(args)
-    overrides: dict[str, Any] = {dest: getattr(args, dest) for dest, *_ in [*_SETTINGS, *_SWITCHES]}
+    overrides: dict[str, Any] = {dest: getattr(args, dest, None) for dest, *_ in [*_SETTINGS, *_SWITCHES]}
     grace = overrides.pop("health_grace")
     if grace is not None:
         overrides["health"] = {"grace": grace}
@@ -194,14 +196,14 @@ def watch_argv(args: argparse.Namespace, config: ControllerConfig,
     if args.config:
         argv += ["--config", str(Path(args.config).resolve())]
     for dest, flag, _kind, _text in _SETTINGS:
-        value = getattr(args, dest)
+        value = getattr(args, dest, None)
         if value is None or (dest == "repo" and REPO_ENV in (secrets or {})):
             continue
         if dest in ("repo", "webhook_secret_file", "allowed_signers", "gpg_home") and os.path.exists(value):
             value = str(Path(value).resolve())
         argv += [flag, str(value)]
     for dest, flag, _value, _text in _SWITCHES:
-        if getattr(args, dest) is not None:
+        if getattr(args, dest, None) is not None:
             argv.append(flag)
     return [*argv, "--log-format", "json"]
 
