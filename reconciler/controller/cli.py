@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from reconciler.commands import EXIT_ERROR, EXIT_OK, add_log_options
+from reconciler.commands import EXIT_ERROR, EXIT_OK, add_log_options, add_spec_argument
 from reconciler.controller.config import (
     DEFAULT_STATE_DIR,
     REPO_ENV,
@@ -101,6 +101,22 @@ def register(subparsers: Any) -> None:
     add_log_options(p)
     p.set_defaults(func=cmd_history)
 
+    p = subparsers.add_parser("fleet", help="the fleet's controllers (pull mode): `fleet status`",
+                              description="Commands about every host's controller at once.")
+    actions = p.add_subparsers(dest="fleet_action", metavar="ACTION", required=True)
+    p = actions.add_parser("status", help="every host's applied revision, last result and drift in one table",
+                           description="Read each host's controller status over its connection and show "
+                                       "which hosts lag behind the reference revision. Exit 0 all on it, "
+                                       "2 a host lags, failed or has no controller, 1 a host is unreachable.")
+    add_spec_argument(p)
+    p.add_argument("--host", action="append", metavar="NAME", help="only this host (repeatable)")
+    p.add_argument("--revision", metavar="SHA", help="the revision every host should be on (default: the "
+                                                     "commit the spec is at, else the newest head fetched)")
+    _state_dir_option(p)
+    p.add_argument("--output", choices=["text", "json"], default="text")
+    add_log_options(p)
+    p.set_defaults(func=cmd_fleet_status)
+
     p = subparsers.add_parser("install-service", help="install and start the controller as a systemd service")
     _settings_options(p)
     p.add_argument("--unit-name", default="reconciler-controller.service", help="systemd unit name")
@@ -171,6 +187,29 @@ def cmd_history(args: argparse.Namespace) -> int:
         compacted = store.history.summary()["compacted"] if not limit else 0
         print(render_history(entries, compacted))
     return EXIT_OK
+
+
+def cmd_fleet_status(args: argparse.Namespace) -> int:
+    from reconciler.cli import spec_revision
+    from reconciler.commands import load_spec_or_report
+    from reconciler.controller import fleetstatus
+
+    spec = load_spec_or_report(args.path)
+    if spec is None:
+        return EXIT_ERROR
+    hosts = [h for h in spec.fleet.ordered(spec.hosts) if not args.host or h in args.host]
+    unknown = sorted(set(args.host or ()) - set(spec.hosts))
+    if unknown:
+        print(f"error: unknown host(s) {', '.join(unknown)}", file=sys.stderr)
+        return EXIT_ERROR
+    statuses = fleetstatus.read_fleet(spec, hosts, _state_dir(args))
+    wanted = args.revision or spec_revision(spec.path).removesuffix("-dirty")
+    reference = fleetstatus.reference_revision(statuses, wanted)
+    if args.output == "json":
+        print(json.dumps(fleetstatus.to_json(statuses, reference), indent=2))
+    else:
+        print(fleetstatus.table(statuses, reference))
+    return fleetstatus.exit_code(statuses, reference)
 
 
 def service_secrets(args: argparse.Namespace, config: ControllerConfig,
