@@ -31,7 +31,7 @@ just calls its transport; it should make few calls in a row (each is a round).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Generic, TypeVar
@@ -166,9 +166,18 @@ class HostContext:
         ``ReconcilerError``) naming the line of a reference that names nothing usable."""
         return text if self.fleet is None else self.fleet.expand_text(text)
 
+    # Resolves ${secret:HOST/NAME}, a secret generated on another host; the engine sets it.
+    remote_secret: Callable[[str], Sensitive | None] | None = None
+
     def reveal(self, text: str) -> str | Sensitive | KnownAfterApply:
-        """Resolve ``${secret:NAME}`` and ``${published:...}`` in text; see interpolate.reveal."""
-        return reveal(text, self.secrets.get, self.published)
+        """Resolve ``${secret:NAME}``, ``${secret:HOST/NAME}`` and ``${published:...}`` in
+        text; see interpolate.reveal."""
+        return reveal(text, self._secret, self.published)
+
+    def _secret(self, name: str) -> Sensitive | None:
+        if "/" in name:
+            return self.remote_secret(name) if self.remote_secret is not None else None
+        return self.secrets.get(name)
 
 
 @dataclass

@@ -304,9 +304,18 @@ class LoadedSpec:
         [SELECTOR/KIND:ID]``). A selector that also matches the host itself makes an
         ordinary dependency on its own resource there."""
         out: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {}
+        secret_kinds = [k for k, p in self.providers.items() if p.provides_secrets]
         for entry in self.entries:
             cross = [split_dependency(d) for d in entry.resource.depends_on]
             cross = [(sel, addr) for sel, addr in cross if sel is not None]
+            # ${secret:HOST/NAME}: the secret generated on that host.
+            for _path, text in walk_strings(entry.resource.model_dump(mode="python")):
+                if "${secret:" not in text:
+                    continue
+                for ref in references(text):
+                    if ref.kind == "secret" and "/" in ref.name:
+                        selector, _, secret = ref.name.partition("/")
+                        cross.extend((selector, f"{k}:{secret}") for k in secret_kinds)
             if not cross:
                 continue
             for host in self.hosts:
@@ -315,13 +324,12 @@ class LoadedSpec:
                 pairs: list[tuple[str, str]] = []
                 for sel, addr in cross:
                     assert sel is not None
-                    upstream = self.by_address.get(addr)
                     try:
                         selected = self.fleet.select(sel)
                     except FleetError:
                         continue  # reported when loading
                     for other in selected:
-                        if other != host and upstream is not None and self.applies_to(upstream, other):
+                        if other != host and self.entry_for(addr, other) is not None:
                             pairs.append((other, addr))
                 if pairs:
                     out.setdefault(host, {})[entry.address] = tuple(dict.fromkeys(pairs))
@@ -345,7 +353,21 @@ class LoadedSpec:
 
     @cached_property
     def by_address(self) -> dict[str, ResourceEntry]:
+        """Each address's entry (the last one when several apply to different hosts: use
+        ``entry_for`` to ask about one host)."""
         return {e.address: e for e in self.entries}
+
+    @cached_property
+    def entries_by_address(self) -> dict[str, list[ResourceEntry]]:
+        out: dict[str, list[ResourceEntry]] = {}
+        for e in self.entries:
+            out.setdefault(e.address, []).append(e)
+        return out
+
+    def entry_for(self, address: str, host: str) -> ResourceEntry | None:
+        """The entry with ``address`` that applies to ``host`` (an address may be declared
+        more than once, for different hosts)."""
+        return next((e for e in self.entries_by_address.get(address, ()) if self.applies_to(e, host)), None)
 
     def for_pull(self, host: str) -> LoadedSpec:
         """This spec as the controller running *on* ``host`` sees it (pull mode): only
@@ -401,7 +423,10 @@ def spec_model(providers: Mapping[str, Provider[Any]]) -> type[BaseModel]:
     }
     for kind, provider in providers.items():
         if provider.singleton:
-            fields[kind] = (provider.model | None, Field(default=None, description=provider.description))
+            # One object for the hosts it applies to, or (a fleet) a list of them, each for
+            # other hosts: one per host in effect.
+            fields[kind] = (provider.model | list[provider.model] | None,  # type: ignore[name-defined]
+                            Field(default=None, description=provider.description))
         else:
             fields[kind] = (list[provider.model], Field(  # type: ignore[name-defined]
                 default_factory=list, description=provider.description))
@@ -463,6 +488,9 @@ def _merge(documents: list[tuple[str, Any, dict[YPath, SourcePos]]], providers: 
         for key, value in data.items():
             kpos = pos.get((key,))
             singleton = key in providers and providers[key].singleton
+            if singleton and key in merged and isinstance(value, dict | list):
+                _merge_singleton(key, merged, positions, file_index, value, pos)
+                continue
             if key not in merged:
                 merged[key] = value
                 positions.update({p: v for p, v in pos.items() if p[:1] == (key,)})
@@ -490,6 +518,33 @@ def _merge(documents: list[tuple[str, Any, dict[YPath, SourcePos]]], providers: 
                 diags.error(f"{key!r} is defined twice (also at {positions.get((key,))})",
                             field_path=key, pos=kpos)
     return merged, positions, file_index
+
+
+def _merge_singleton(key: str, merged: dict[str, Any], positions: dict[YPath, SourcePos],
+                     file_index: FileIndex, value: Any, pos: Mapping[YPath, SourcePos]) -> None:
+    """A singleton kind written in more than one file (one object per file, each for
+    its own hosts, or lists of them) becomes a list; the overlap check says when two
+    apply to one host."""
+    if isinstance(merged[key], dict):
+        for p in [p for p in positions if p[:1] == (key,)]:
+            positions[(key, 0, *p[1:])] = positions.pop(p)
+        merged[key] = [merged[key]]
+        file_index[(key, 0)] = 0
+    if not isinstance(merged[key], list):
+        return  # a scalar: reported as not a mapping when validated
+    offset = len(merged[key])
+    items = value if isinstance(value, list) else [value]
+    merged[key] = merged[key] + items
+    for i in range(len(items)):
+        file_index[(key, offset + i)] = i if isinstance(value, list) else 0
+    for p, v in pos.items():
+        if p[:1] != (key,):
+            continue
+        if isinstance(value, list):
+            if len(p) >= 2 and isinstance(p[1], int):
+                positions[(key, p[1] + offset, *p[2:])] = v
+        else:
+            positions[(key, offset, *p[1:])] = v
 
 
 def _shown_path(loc: tuple[str | int, ...], file_index: FileIndex) -> str:
@@ -749,7 +804,9 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
             continue
         merged[kind] = substitute_vars(merged[kind], global_vars, budget, (kind,))
         raw_items: list[tuple[tuple[str | int, ...], int, Any]]
-        if provider.singleton:
+        if provider.singleton and isinstance(merged[kind], list):
+            raw_items = [((kind, i), i, item) for i, item in enumerate(merged[kind])]
+        elif provider.singleton:
             raw_items = [((kind,), -1, merged[kind])]
         elif isinstance(merged[kind], list):
             raw_items = [((kind, i), i, item) for i, item in enumerate(merged[kind])]
@@ -1082,6 +1139,12 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
                         diags.error(problem, field_path=fp, pos=pos,
                                     hint="write ${published:HOST/KIND:ID/FIELD}, e.g. "
                                          "${published:db/backups:nightly/public_key}")
+                elif "/" in ref.name:
+                    problem = _remote_secret_problem(spec, ref.name, secret_entries, invalid)
+                    if problem:
+                        diags.error(problem, field_path=fp, pos=pos,
+                                    hint="write ${secret:HOST/NAME}: a secret generated on another host, "
+                                         "e.g. ${secret:database/db_password}")
                 elif not any(invalid(f"{k}:{ref.name}") for k, p in spec.providers.items()
                              if p.provides_secrets):
                     for h in targets:
@@ -1246,13 +1309,12 @@ def _check_cross_dependency(spec: LoadedSpec, entry: ResourceEntry, selector: st
     except FleetError as exc:
         diags.error(f"depends on {selector}/{address}: {exc}", field_path=fp, pos=pos)
         return
-    upstream = spec.by_address.get(address)
-    if upstream is None:
+    if address not in spec.by_address:
         if not invalid(address):
             diags.error(f"depends on {selector}/{address}, but the spec does not define {address} (write "
                         "it as SELECTOR/kind:id, e.g. database/containers:postgres)", field_path=fp, pos=pos)
         return
-    if selected and not any(spec.applies_to(upstream, h) for h in selected):
+    if selected and not any(spec.entry_for(address, h) is not None for h in selected):
         diags.error(f"depends on {selector}/{address}, but {address} applies to none of the hosts "
                     f"{selector} selects ({', '.join(selected)})", field_path=fp, pos=pos)
     elif not selected:
@@ -1294,6 +1356,35 @@ def _check_host_cycles(spec: LoadedSpec, diags: Diagnostics) -> None:
             visit(host, [host])
 
 
+def _remote_secret_problem(spec: LoadedSpec, name: str, secret_entries: list[ResourceEntry],
+                           invalid: Callable[[str], bool]) -> str | None:
+    """Why ``${secret:SELECTOR/NAME}`` names no secret of one other host, or None."""
+    selector, _, secret = name.partition("/")
+    try:
+        hosts = spec.fleet.select(selector)
+    except FleetError as exc:
+        return f"${{secret:{name}}}: {exc}"
+    if len(hosts) != 1:
+        return f"${{secret:{name}}}: {selector!r} names {len(hosts)} hosts; a secret comes from exactly one"
+    if any(invalid(f"{k}:{secret}") for k, p in spec.providers.items() if p.provides_secrets):
+        return None
+    if not any(s.id == secret and spec.applies_to(s, hosts[0]) for s in secret_entries):
+        return f"${{secret:{name}}}: no secret named {secret!r} applies to host {hosts[0]}"
+    return None
+
+
+def remote_secret_host(spec: LoadedSpec, name: str) -> tuple[str, str] | None:
+    """``SELECTOR/NAME`` of ``${secret:SELECTOR/NAME}`` -> (the one host, NAME), or None."""
+    selector, sep, secret = name.partition("/")
+    if not sep:
+        return None
+    try:
+        hosts = spec.fleet.select(selector)
+    except FleetError:
+        return None
+    return (hosts[0], secret) if len(hosts) == 1 else None
+
+
 def _published_problem(spec: LoadedSpec, name: str, invalid: Callable[[str], bool]) -> str | None:
     """Why ``${published:NAME}`` names nothing, or None when it names a published field."""
     ref = parse_published(name)
@@ -1306,7 +1397,7 @@ def _published_problem(spec: LoadedSpec, name: str, invalid: Callable[[str], boo
     entry = spec.by_address.get(ref.address)
     if entry is None:
         return f"{ref}: the spec does not define {ref.address}"
-    if not spec.applies_to(entry, ref.host):
+    if spec.entry_for(ref.address, ref.host) is None:
         return f"{ref}: {ref.address} does not apply to host {ref.host}"
     fields = spec.providers[entry.kind].published_fields
     if ref.field not in fields:
