@@ -43,8 +43,8 @@ def copy_spec(dest_root: Path) -> Path:
 
 
 def host_entry(host: TestHost, **extra: Any) -> dict[str, Any]:
-    return {"connect": host.ssh_url, "identity_file": str(host.key_path), "known_hosts": str(host.known_hosts_path),
-            "address": host.container_ip, **extra}
+    return {"connect": host.ssh_url, "identity_file": str(host.key_path),
+            "known_hosts": str(host.known_hosts_path), "address": host.container_ip, **extra}
 
 
 def point_hosts(spec: Path, hosts: Mapping[str, TestHost]) -> None:

@@ -75,14 +75,15 @@ def test_servqr_ha_converges_keeps_serving_and_scales_out_by_a_commit(
     assert set(after["lb"]) == {"backend-1", "backend-2", "backend-3"}, after
     text = reconcile("plan", spec, check_code=0).stdout
     assert "Order: db → backend-1, backend-2, backend-3 → lb" in text, text
-    assert not lb.exec(["test", "-e", "/etc/nginx/sites-available/servqr"], check=False).returncode == 0
+    assert lb.exec(["test", "-e", "/etc/nginx/sites-available/servqr"], check=False).returncode != 0
 
     applied = reconcile("apply", spec, check_code=0, timeout=2400)
     assert "Rollout complete: 5 of 5 batches." in applied.stdout, applied.stdout
     failing = wait_healthy(hosts)
     assert not failing, "\n".join(failing)
     backends = {h.name: n for n, h in hosts.items() if n.startswith("backend-")}
-    assert upstream_servers(lb, "backend") == [f"{hosts[n].container_ip}:8081" for n in sorted(backends.values())]
+    expected = [f"{hosts[n].container_ip}:8081" for n in sorted(backends.values())]
+    assert upstream_servers(lb, "backend") == expected
     served = serving_backends(lb, 12)
     assert set(served) == set(backends), served
     reconcile("plan", spec, "--detailed-exitcode", check_code=0)
@@ -126,7 +127,8 @@ def test_servqr_ha_converges_keeps_serving_and_scales_out_by_a_commit(
         sha = git(repo, "rev-parse", "HEAD")
         deadline = time.monotonic() + 1500
         while True:
-            status = json.loads((state / "status.json").read_text()) if (state / "status.json").exists() else {}
+            status_file = state / "status.json"
+            status = json.loads(status_file.read_text()) if status_file.exists() else {}
             if (status.get("last_applied") or {}).get("revision") == sha:
                 break
             error = status.get("last_error") or {}
