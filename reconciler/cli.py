@@ -59,6 +59,12 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
                         help="force replacement of a resource, e.g. secrets:db_password (repeatable)")
     parser.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
                         help="how long to wait for another run's host lock (default 60)")
+    parser.add_argument("--serial", metavar="N", type=_serial,
+                        help='roll out in batches of N hosts per stage: 1, "25%%", or a ramp "1,50%%" '
+                             "(overrides the spec's rollout.serial; docs/fleet.md)")
+    parser.add_argument("--max-fail-percentage", type=int, metavar="P", choices=range(0, 101),
+                        help="stop the rollout when more than P%% of a batch's hosts fail (default: the "
+                             "spec's, else 0)")
     parser.add_argument("--color", choices=["auto", "always", "never"], default="auto",
                         help="colour the output (default auto: on a terminal, unless NO_COLOR is set; "
                              "FORCE_COLOR forces it)")
@@ -230,11 +236,27 @@ def _import_engine() -> None:
     apply_if_imported()
 
 
+def _serial(text: str) -> list[int | str]:
+    """``--serial 1``, ``25%``, or a ramp ``1,50%``."""
+    sizes: list[int | str] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part.isdigit() and int(part) >= 1:
+            sizes.append(int(part))
+        elif part.endswith("%") and part[:-1].isdigit() and 1 <= int(part[:-1]) <= 100:
+            sizes.append(part)
+        else:
+            raise argparse.ArgumentTypeError(f"{part!r}: expected a number of hosts or a percentage "
+                                             "(1-100%)")
+    return sizes
+
+
 def _run_options_for(args: argparse.Namespace, revision: str, **extra: Any) -> Any:
     from reconciler.engine import RunOptions
 
     return RunOptions(hosts=args.host, replace=frozenset(args.replace), revision=revision,
-                      lock_wait=args.lock_timeout, **extra)
+                      lock_wait=args.lock_timeout, serial=args.serial,
+                      max_fail_percentage=args.max_fail_percentage, **extra)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -295,6 +317,12 @@ def _check_saved(saved: dict[str, Any], plan: Plan, spec: LoadedSpec) -> None:
                 [c.to_json() for c in now.changes] != host["changes"]:
             raise StalePlan(f"host {host['host']} changed since the plan was made; "
                             "run `reconcile plan` again")
+
+
+def _print_batch(batch: Any, total: int) -> None:
+    """One line per batch of a rollout as it finishes (off a terminal: a log to follow)."""
+    state = f"FAILED: {', '.join(batch.failed)}" if batch.failed else "ok"
+    print(f"batch {batch.number}/{total} ({', '.join(batch.hosts)}): {state}", file=sys.stderr, flush=True)
 
 
 @contextmanager
@@ -385,7 +413,7 @@ def _apply_and_report(engine: Any, plan: Plan, args: argparse.Namespace, stop: t
                 _graceful_interrupt(stop):
             if progress is not None:
                 engine.options.progress = progress.update
-            report = engine.apply()
+            report = engine.apply_rollout(on_batch=None if live else _print_batch)
     if args.output == "json":
         print(json.dumps({"plan": plan.to_json(), "apply": report.to_json()}, indent=2))
     elif plan.has_changes or not report.ok:

@@ -9,6 +9,12 @@ A host whose resources reference another host's published values
 (``${published:HOST/KIND:ID/FIELD}``) waits for that host: in a plan until it is
 observed, in an apply until it is applied (so a key generated there is known).
 A referenced host outside ``--host`` is observed read-only, never changed.
+
+Cross-host ``depends_on`` (``SELECTOR/KIND:ID``, see reconciler.fleet) orders hosts
+the same way: a host is applied after the hosts it depends on, and a change that
+depends on a resource that failed (or was skipped) on another host, or on a host
+that failed as a whole, is skipped. ``apply_rollout`` goes through the hosts in the
+batches of ``reconciler.rollout`` and stops when a batch fails.
 """
 
 from __future__ import annotations
@@ -32,9 +38,18 @@ from reconciler.inventory import LEGACY, Inventory
 from reconciler.logs import get_logger
 from reconciler.plan import Action, Change, FieldChange, Handover, HostPlan, Plan, Reason
 from reconciler.provider import ApplyItem, HostContext, Provider, Resource, State, load_providers
-from reconciler.report import ApplyReport, ChangeOutcome, HostReport, Status
-from reconciler.sensitive import REDACTOR, contains_sensitive, public
-from reconciler.spec import LoadedSpec, ResourceEntry
+from reconciler.report import ApplyReport, BatchOutcome, ChangeOutcome, HostReport, RolloutReport, Status
+from reconciler.rollout import (
+    BatchChecks,
+    BatchSize,
+    RolloutCheck,
+    RolloutPlan,
+    plan_rollout,
+    run_checks,
+    too_many_failed,
+)
+from reconciler.sensitive import REDACTOR, Sensitive, contains_sensitive, public
+from reconciler.spec import LoadedSpec, ResourceEntry, remote_secret_host
 from reconciler.transport import LocalTransport, Transport
 from reconciler.transport.base import HostLock
 from reconciler.transport.coalesce import run_coalesced
@@ -64,9 +79,17 @@ def published_refs(spec: LoadedSpec, host: str) -> list[PublishedRef]:
 
 
 def host_dependencies(spec: LoadedSpec) -> dict[str, set[str]]:
-    """Host -> the other hosts whose published values its resources reference."""
+    """Host -> the other hosts it is applied after: those whose published values its
+    resources reference, and those its cross-host ``depends_on`` names."""
+    upstreams = spec.upstreams
     return {h: {r.host for r in published_refs(spec, h) if r.host != h and r.host in spec.hosts}
+            | {other for pairs in upstreams.get(h, {}).values() for other, _a in pairs if other in spec.hosts}
             for h in spec.hosts}
+
+
+UpstreamLookup = Callable[[str, str], "str | None"]
+"""(host, address) -> why that resource is not in place on that host (it failed, was
+skipped, the host failed), or None when whatever depends on it may go ahead."""
 
 
 @dataclass
@@ -79,6 +102,13 @@ class RunOptions:
     stop: threading.Event | None = None
     """Set (by a Ctrl-C) to stop an apply: the change under way finishes, the rest are
     reported as interrupted, the inventory is written and the host lock released."""
+    serial: BatchSize | list[BatchSize] | None = None
+    """Hosts per batch (``--serial``), overriding the spec's ``rollout.serial``."""
+    max_fail_percentage: int | None = None
+    """``--max-fail-percentage``, overriding the spec's ``rollout.max_fail_percentage``."""
+    upstream_failed: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Host -> addresses that failed on it in an earlier run of the same rollout (``*``:
+    the whole host), for hosts outside this run; what depends on them is skipped."""
 
 
 def make_transport(name: str, spec: LoadedSpec) -> Transport:
@@ -139,11 +169,12 @@ class HostSession:
     # The spec's providers, plus those of kinds only this host's inventory holds (see
     # _load_inventory_kinds), in apply order.
     providers: dict[str, Provider[Any]] = field(init=False)
+    upstream_problem: UpstreamLookup = field(default=lambda _host, _address: None)
 
     def __post_init__(self) -> None:
         self.providers = dict(self.spec.providers)
         self.ctx = HostContext(self.name, self.transport, self.spec.host_vars(self.name),
-                               revision=self.options.revision)
+                               revision=self.options.revision, fleet=self.spec.fleet)
         self.plan = HostPlan(self.name)
 
     def _entries(self) -> list[ResourceEntry]:
@@ -447,7 +478,8 @@ class HostSession:
 
     def _deps(self, e: ResourceEntry, res: Resource) -> set[str]:
         provider = self.providers[e.kind]
-        deps = set(res.depends_on) | set(provider.requires(res)) | set(provider.triggers(res))
+        deps = set(self.spec.local_dependencies(e, self.name)) | set(provider.requires(res)) \
+            | set(provider.triggers(res))
         deps.update(a for choice in self._prerequisites(e) for a in choice if a in self.resources)
         secret_kinds = [k for k, p in self.providers.items() if p.provides_secrets]
         for _path, text in walk_strings(res.model_dump(mode="python")):
@@ -530,6 +562,7 @@ class HostSession:
                 runnable: list[_Planned] = []
                 for p in group:
                     blocked = sorted(d for d in p.deps if d in failed)
+                    upstream = self._upstream_failures(p)
                     if self._stopping():
                         failed.add(p.item.change.address)
                         done += 1
@@ -541,11 +574,12 @@ class HostSession:
                         report.outcomes.append(ChangeOutcome(p.item.change, Status.FAILED,
                                                              p.item.change.refused))
                         self._progress(done, total, p.item.change, Status.FAILED)
-                    elif blocked:
+                    elif blocked or upstream:
                         failed.add(p.item.change.address)
                         done += 1
-                        report.outcomes.append(ChangeOutcome(
-                            p.item.change, Status.SKIPPED, f"depends on {', '.join(blocked)}, which failed"))
+                        why = [f"depends on {', '.join(blocked)}, which failed"] if blocked else []
+                        report.outcomes.append(ChangeOutcome(p.item.change, Status.SKIPPED,
+                                                             "; ".join([*why, *upstream])))
                         self._progress(done, total, p.item.change, Status.SKIPPED)
                     else:
                         runnable.append(p)
@@ -591,6 +625,14 @@ class HostSession:
                 self.inventory.write(self.transport)
             except ReconcilerError as exc:
                 report.error = f"could not write the inventory: {exc}"
+
+    def _upstream_failures(self, p: _Planned) -> list[str]:
+        """Why a change cannot go ahead because of other hosts: the resources there it
+        depends on (cross-host ``depends_on``) that failed, or their host failing."""
+        if p.entry is None:
+            return []
+        pairs = self.spec.upstreams.get(self.name, {}).get(p.entry.address, ())
+        return [problem for host, address in pairs if (problem := self.upstream_problem(host, address))]
 
     def _hold_lock(self) -> None:
         """The inventory (the owner index above all) is only written under the host lock.
@@ -837,6 +879,7 @@ class Engine:
         self._side: dict[str, HostSession] = {}  # referenced hosts outside the run, observed only
         self._side_lock = threading.Lock()
         self._applying = False
+        self._reports: dict[str, HostReport] = {}
 
     def _lookup_published(self, asking: str, ref: PublishedRef) -> str | None:
         """A published value for a resource of host ``asking`` (see the module docstring)."""
@@ -849,7 +892,19 @@ class Engine:
         state = session.observed.get(ref.kind, {}).get(ref.id)
         return provider.published(ref.id, state).get(ref.field)
 
+    def _lookup_secret(self, asking: str, name: str) -> Sensitive | None:
+        """``${secret:SELECTOR/NAME}`` for a resource of host ``asking``: the secret as
+        that other host has it (observed in a plan, generated by its apply)."""
+        found = remote_secret_host(self.spec, name)
+        if found is None:
+            return None
+        host, secret = found
+        session = self._session_of(asking, host)
+        return None if session is None else session.ctx.secrets.get(secret)
+
     def _session_of(self, asking: str, host: str) -> HostSession | None:
+        if host not in self.spec.hosts:
+            return None  # a host of the fleet this run does not reach (pull mode)
         if host != asking:
             events = self._applied if self._applying else self._observed
             event = events.get(host)
@@ -933,6 +988,9 @@ class Engine:
         def plan_host(name: str) -> HostPlan:
             session = HostSession(name, self.spec, self.transport(name), self.options)
             session.ctx.published = functools.partial(self._lookup_published, name)
+            session.ctx.remote_secret = functools.partial(self._lookup_secret, name)
+            session.upstream_problem = self._upstream_problem
+            session.plan.after = self._after(name)
             self.sessions[name] = session
             try:
                 if lock:
@@ -957,11 +1015,54 @@ class Engine:
 
         planned = dict(zip(names, self._each_host(plan_host, names), strict=True))
         plan.hosts = [planned[n] for n in self.host_names()]
+        rollout = self.rollout_plan()
+        if rollout.rolling or len(rollout.batches) > 1:
+            plan.rollout = rollout
         return plan
 
-    def apply(self) -> ApplyReport:
-        """Apply what ``plan`` found. Hosts whose planning failed are reported, not touched."""
-        names = self._dependency_order([n for n in self.host_names() if n in self.sessions])
+    def _after(self, name: str) -> dict[str, list[str]]:
+        """The hosts ``name`` is applied after, each with the addresses there it waits for."""
+        out: dict[str, list[str]] = {h: [] for h in self.spec.fleet.ordered(self._host_deps.get(name, ()))}
+        for pairs in self.spec.upstreams.get(name, {}).values():
+            for host, address in pairs:
+                if host in out and address not in out[host]:
+                    out[host].append(address)
+        return out
+
+    def rollout_plan(self) -> RolloutPlan:
+        """The stages and batches of this run's hosts (reconciler.rollout)."""
+        return plan_rollout(self.host_names(), self._host_deps, self.spec.rollout, self.options.serial,
+                            self.options.max_fail_percentage)
+
+    def _upstream_problem(self, host: str, address: str) -> str | None:
+        """Why ``address`` on ``host`` is not in place for what depends on it, or None.
+        A host outside this run counts as in place, unless an earlier run of the same
+        rollout said it failed (``RunOptions.upstream_failed``)."""
+        earlier = self.options.upstream_failed.get(host)
+        if earlier is not None and ("*" in earlier or address in earlier):
+            return f"depends on {address} on {host}, which failed"
+        event = self._applied.get(host)
+        if event is None:
+            return None
+        if not event.wait(HOST_WAIT_SECONDS):
+            return f"depends on {address} on {host}, which was not applied within {HOST_WAIT_SECONDS:g} s"
+        report = self._reports.get(host)
+        if report is None:
+            return None
+        if report.error:
+            return f"depends on {address} on {host}, and host {host} failed"
+        for o in report.outcomes:
+            if o.change.address == address and o.status is not Status.APPLIED:
+                what = "failed" if o.status is Status.FAILED else f"was {o.status.value}"
+                return f"depends on {address} on {host}, which {what}"
+        return None
+
+    def apply(self, hosts: Iterable[str] | None = None) -> ApplyReport:
+        """Apply what ``plan`` found (on ``hosts`` only, when given: one batch of a
+        rollout). Hosts whose planning failed are reported, not touched."""
+        wanted = None if hosts is None else set(hosts)
+        names = self._dependency_order([n for n in self.host_names() if n in self.sessions
+                                        and (wanted is None or n in wanted)])
         for name in names:
             self._applied[name] = threading.Event()
         self._applying = True
@@ -978,11 +1079,65 @@ class Engine:
                 report.error = _explain(exc)
                 report.transient = is_transient(exc)
             finally:
+                self._reports[name] = report
                 self._applied[name].set()
             return report
 
         applied = dict(zip(names, self._each_host(apply_host, names), strict=True))
         return ApplyReport([applied[n] for n in self.host_names() if n in applied])
+
+    def apply_rollout(self, on_batch: Callable[[BatchOutcome, int], None] | None = None) -> ApplyReport:
+        """Apply batch by batch when a rollout is asked for (``rollout:``, ``--serial``):
+        each batch is applied, its checks run until they pass or the grace ends, and the
+        rollout stops when more than ``max_fail_percentage`` of a batch failed; later
+        batches are left untouched. Without one, the same as ``apply``."""
+        rollout = self.rollout_plan()
+        if not rollout.rolling:
+            return self.apply()
+        planned = [b for b in ([h for h in batch if h in self.sessions] for batch in rollout.batches) if b]
+        result = RolloutReport(rollout.serial, rollout.max_fail_percentage, total_batches=len(planned))
+        for number, batch in enumerate(planned, 1):
+            if self._stopping():
+                result.stopped = f"interrupted before batch {number}"
+                break
+            applied = self.apply(batch)
+            failed = {h.host for h in applied.hosts if not h.ok}
+            checks = self._batch_checks([h for h in batch if h not in failed], rollout)
+            failed |= checks.failed_hosts
+            outcome = BatchOutcome(number, list(batch), self.spec.fleet.ordered(failed), checks.results)
+            result.batches.append(outcome)
+            if on_batch is not None:
+                on_batch(outcome, len(planned))
+            if too_many_failed(len(failed), len(batch), rollout.max_fail_percentage):
+                result.stopped = (f"batch {number} of {len(planned)}: {len(failed)} of {len(batch)} host(s) "
+                                  f"failed ({', '.join(outcome.failed)}), more than max_fail_percentage "
+                                  f"{rollout.max_fail_percentage}%")
+                break
+        reports = [self._reports[n] for n in self.host_names() if n in self._reports]
+        failed_hosts = {f for b in result.batches for f in b.failed}
+        for report in reports:
+            if report.host in failed_hosts or not report.ok:
+                result.failed.append(report.host)
+            elif report.outcomes:
+                result.changed.append(report.host)
+            else:
+                result.unchanged.append(report.host)
+        result.untouched = [n for n in self.host_names() if n in self.sessions and n not in self._reports]
+        return ApplyReport(reports, rollout=result)
+
+    def _batch_checks(self, hosts: list[str], rollout: RolloutPlan) -> BatchChecks:
+        spec = self.spec.rollout
+        checks: list[RolloutCheck] = list(spec.health.checks) if spec is not None else []
+        wanted: dict[str, list[RolloutCheck]] = {}
+        for host in hosts:
+            mine = [c for c in checks if c.hosts is None or host in self.spec.fleet.targets(c.hosts)]
+            if mine:
+                wanted[host] = mine
+        return run_checks({h: self.transport(h) for h in wanted}, wanted, grace=rollout.grace,
+                          interval=rollout.interval, stop=self._stopping)
+
+    def _stopping(self) -> bool:
+        return self.options.stop is not None and self.options.stop.is_set()
 
     def close(self) -> None:
         for session in self.sessions.values():

@@ -1,4 +1,4 @@
-"""``${var}``, ``${secret:NAME}`` and ``${published:HOST/KIND:ID/FIELD}`` references in spec strings.
+"""``${var}``, ``${secret:NAME}``, ``${published:HOST/KIND:ID/FIELD}`` and fleet references in spec strings.
 
 Variables come from the host's ``vars`` (plus ``host``, the host's name) and
 are substituted before a provider sees a resource. A variable's value may refer to
@@ -11,6 +11,11 @@ another resource, usually on another host, reports once it exists (the public
 half of a key a backup generated on its host); ``reveal`` resolves them through a
 lookup the engine provides, and a value not there yet makes the text
 ``KNOWN_AFTER_APPLY``. ``$${`` escapes a literal ``${``.
+
+Fleet references name facts of other hosts of the spec: ``${host:SELECTOR/FIELD}``
+(one host) and ``${each:SELECTOR/FIELD}`` (every host a selector matches, which
+repeats the list item holding it). They are parsed here and resolved by
+``reconciler.fleet``; substitution of variables leaves them in place.
 """
 
 from __future__ import annotations
@@ -27,11 +32,14 @@ NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
 PUBLISHED = "published:"
+HOST_FACT = "host:"
+EACH_HOST = "each:"
+FLEET_PREFIXES = (HOST_FACT, EACH_HOST)
 
 
 @dataclass(frozen=True)
 class Reference:
-    kind: str  # "var", "secret" or "published"
+    kind: str  # "var", "secret", "published", "host" or "each"
     name: str
 
 
@@ -80,6 +88,9 @@ def references(text: str) -> list[Reference]:
             refs.append(Reference("secret", body[len("secret:"):].strip()))
         elif body.startswith(PUBLISHED):
             refs.append(Reference("published", body[len(PUBLISHED):].strip()))
+        elif body.startswith(FLEET_PREFIXES):
+            kind, _, rest = body.partition(":")
+            refs.append(Reference(kind, rest.strip()))
         else:
             refs.append(Reference("var", body))
     return refs
@@ -124,11 +135,12 @@ class SizeBudget:
 
 
 def _var_body(m: re.Match[str]) -> str | None:
-    """The variable a match names; None for an escape, a secret or a published reference."""
+    """The variable a match names; None for an escape, a secret, a published or a fleet
+    (``${host:...}``, ``${each:...}``) reference."""
     if m.group(1):
         return None
     body = m.group(2).strip()
-    return None if body.startswith(("secret:", PUBLISHED)) else body
+    return None if body.startswith(("secret:", PUBLISHED, *FLEET_PREFIXES)) else body
 
 
 def substituted_length(text: str, variables: Mapping[str, str]) -> int:

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.diagnostics import Diagnostic
+from reconciler.rollout import RolloutPlan
 from reconciler.sensitive import KnownAfterApply, Sensitive, public
 
 FORMAT_VERSION = 1
@@ -176,12 +177,16 @@ class HostPlan:
     error: str = ""
     # The error came from the connection (host unreachable, host lock busy): a retry may work.
     transient: bool = False
+    # Hosts this one is applied after -> the addresses there its resources wait for
+    # (cross-host depends_on; empty for a host whose published values it reads).
+    after: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"host": self.host, "changes": [c.to_json() for c in self.changes],
                 "unmanaged": self.unmanaged, "warnings": [public(w) for w in self.warnings],
                 "handovers": [h.to_json() for h in self.handovers],
-                "observed_digest": self.observed_digest, "error": public(self.error)}
+                "observed_digest": self.observed_digest, "error": public(self.error),
+                "after": self.after}
 
 
 @dataclass
@@ -192,6 +197,9 @@ class Plan:
     hosts: list[HostPlan] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     stack: str = ""
+    # The order hosts are applied in (stages, batches; see reconciler.rollout), when it
+    # matters: several stages, or a rollout asked for. None: all hosts at once.
+    rollout: RolloutPlan | None = None
 
     @property
     def changes(self) -> list[Change]:
@@ -235,4 +243,5 @@ class Plan:
             "summary": self.summary(),
             "hosts": [h.to_json() for h in self.hosts],
             "diagnostics": [d.to_json() for d in self.diagnostics],
+            "rollout": self.rollout.to_json() if self.rollout is not None else None,
         }

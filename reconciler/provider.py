@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from reconciler.diagnostics import SourcePos
 from reconciler.diffing import diff_states
 from reconciler.errors import ReconcilerError
+from reconciler.fleet import Fleet
 from reconciler.interpolate import PublishedLookup, reveal
 from reconciler.plan import Action, Change, FieldChange
 from reconciler.sensitive import KnownAfterApply, Sensitive
@@ -70,9 +71,12 @@ class Resource(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    hosts: list[str] | None = Field(default=None, description="Host names this applies to (default: all).")
-    depends_on: list[str] = Field(default_factory=list,
-                                  description="Addresses (kind:id) that must be applied first.")
+    hosts: list[str] | None = Field(
+        default=None, description="Hosts this applies to: host names, groups or patterns (backend-*); "
+                                  "!NAME leaves hosts out (default: all).")
+    depends_on: list[str] = Field(
+        default_factory=list, description="Addresses (kind:id) that must be applied first; SELECTOR/kind:id "
+                                          "waits for that resource on other hosts (database/containers:pg).")
     # Where the resource was declared, so a provider can resolve template paths
     # relative to its spec file. Private: not part of the schema.
     _source_file: str | None = PrivateAttr(default=None)
@@ -165,10 +169,29 @@ class HostContext:
     # Resolves ${published:HOST/KIND:ID/FIELD}; the engine sets it (None: such values
     # are known after apply).
     published: PublishedLookup | None = None
+    # The spec's hosts, groups and facts, for fleet references in texts a provider reads
+    # itself (templates); see ``expand_fleet``.
+    fleet: Fleet | None = None
+
+    def expand_fleet(self, text: str) -> str:
+        """Resolve fleet references in a text the provider read itself (a template):
+        ``${host:SELECTOR/FIELD}``, and lines holding ``${each:SELECTOR/FIELD}``
+        repeated per host (reconciler.fleet). Raises ``FleetError`` (a
+        ``ReconcilerError``) naming the line of a reference that names nothing usable."""
+        return text if self.fleet is None else self.fleet.expand_text(text)
+
+    # Resolves ${secret:HOST/NAME}, a secret generated on another host; the engine sets it.
+    remote_secret: Callable[[str], Sensitive | None] | None = None
 
     def reveal(self, text: str) -> str | Sensitive | KnownAfterApply:
-        """Resolve ``${secret:NAME}`` and ``${published:...}`` in text; see interpolate.reveal."""
-        return reveal(text, self.secrets.get, self.published)
+        """Resolve ``${secret:NAME}``, ``${secret:HOST/NAME}`` and ``${published:...}`` in
+        text; see interpolate.reveal."""
+        return reveal(text, self._secret, self.published)
+
+    def _secret(self, name: str) -> Sensitive | None:
+        if "/" in name:
+            return self.remote_secret(name) if self.remote_secret is not None else None
+        return self.secrets.get(name)
 
 
 @dataclass

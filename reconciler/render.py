@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.plan import Action, Change, FieldChange, Plan, Reason
-from reconciler.report import ApplyReport, HostReport, Status
+from reconciler.report import ApplyReport, HostReport, RolloutReport, Status
 from reconciler.sensitive import REDACTED, KnownAfterApply, Sensitive, public
 
 Segment = tuple[str, str]  # (text, style name; "" for none)
@@ -162,6 +162,7 @@ def plan_lines(plan: Plan) -> list[Line]:
             out.append([(f"  Unmanaged on {host.host} (left alone): {u}", "")])
         if host.warnings or host.unmanaged:
             out.append([])
+    out.extend(order_lines(plan))
     if plan.has_changes:
         s = plan.summary()
         handovers = sum(len(h.handovers) for h in plan.hosts)
@@ -175,6 +176,33 @@ def plan_lines(plan: Plan) -> list[Line]:
                          f"{'it' if len(refused) == 1 else 'them'}.", "!")])
     elif not plan.has_errors:
         out.append([("No changes. The hosts match the spec.", "bold")])
+    return out
+
+
+def order_lines(plan: Plan) -> list[Line]:
+    """The order hosts are applied in (stages; the batches of a rollout) and what each
+    waits for on other hosts. Nothing when every host goes at once."""
+    rollout = plan.rollout
+    if rollout is None:
+        return []
+    out: list[Line] = []
+    if len(rollout.stages) > 1:
+        out.append([("Order: ", "bold"), (" → ".join(", ".join(stage) for stage in rollout.stages), "")])
+    if rollout.rolling:
+        batches = " | ".join(", ".join(b) for b in rollout.batches)
+        count = len(rollout.batches)
+        out.append([("Rollout: ", "bold"), (
+            f"{count} batch{'es' if count != 1 else ''} (serial {rollout.serial}; stops when more than "
+            f"{rollout.max_fail_percentage}% of a batch fails): {batches}", "")])
+    waits: dict[str, list[str]] = {}
+    for host in plan.hosts:
+        if host.after:
+            text = "; ".join(f"{h} ({', '.join(a)})" if a else h for h, a in host.after.items())
+            waits.setdefault(text, []).append(host.host)
+    for text, hosts in waits.items():
+        out.append([(f"  {', '.join(hosts)} after {text}", "dim")])
+    if out:
+        out.append([])
     return out
 
 
@@ -226,7 +254,30 @@ def report_lines(report: ApplyReport, shown_errors: Mapping[str, str] | None = N
     else:
         verdict, style = "Apply FAILED.", "!"
     out.append([])
+    if report.rollout is not None:
+        out.extend(rollout_lines(report.rollout))
     out.append([(f"{verdict} {counts}.", style)])
+    return out
+
+
+def rollout_lines(rollout: RolloutReport) -> list[Line]:
+    """The rollout's verdict: where it stopped and which hosts were changed, failed,
+    unchanged or left untouched; failed checks with their output."""
+    out: list[Line] = []
+    for batch in rollout.batches:
+        for check in batch.checks:
+            if not check.ok:
+                out.append([(f"  ✗ {check.host}: check {check.name} did not pass (batch {batch.number}): "
+                             f"{public(check.detail)}", "!")])
+    done = len(rollout.batches)
+    if rollout.stopped:
+        out.append([(f"Rollout STOPPED: {public(rollout.stopped)}.", "!")])
+    else:
+        out.append([(f"Rollout complete: {done} of {rollout.total_batches} batches.", "bold")])
+    for label, hosts in (("changed", rollout.changed), ("failed", rollout.failed),
+                         ("unchanged", rollout.unchanged), ("untouched", rollout.untouched)):
+        if hosts:
+            out.append([(f"  {label + ':':<11}{', '.join(hosts)}", "!" if label == "failed" else "")])
     return out
 
 

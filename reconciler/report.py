@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.plan import Change
+from reconciler.rollout import CheckResult
 from reconciler.sensitive import public
 
 
@@ -52,12 +53,51 @@ class HostReport:
 
 
 @dataclass
+class BatchOutcome:
+    """One batch of a rollout: its hosts, those that failed (a change failed or was
+    skipped, the host failed, or a check did not pass in time) and its checks."""
+
+    number: int
+    hosts: list[str]
+    failed: list[str] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"batch": self.number, "hosts": self.hosts, "failed": self.failed,
+                "checks": [c.to_json() for c in self.checks]}
+
+
+@dataclass
+class RolloutReport:
+    """How a rolling apply went, host by host: changed, failed, unchanged, and the
+    hosts left untouched because the rollout stopped (``stopped`` says why)."""
+
+    serial: str
+    max_fail_percentage: int
+    batches: list[BatchOutcome] = field(default_factory=list)
+    total_batches: int = 0
+    stopped: str = ""
+    changed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    untouched: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"serial": self.serial, "max_fail_percentage": self.max_fail_percentage,
+                "batches": [b.to_json() for b in self.batches], "total_batches": self.total_batches,
+                "stopped": self.stopped or None, "changed": self.changed, "failed": self.failed,
+                "unchanged": self.unchanged, "untouched": self.untouched}
+
+
+@dataclass
 class ApplyReport:
     hosts: list[HostReport] = field(default_factory=list)
+    rollout: RolloutReport | None = None
 
     @property
     def ok(self) -> bool:
-        return all(h.ok for h in self.hosts)
+        return all(h.ok for h in self.hosts) and not (self.rollout is not None and
+                                                       (self.rollout.stopped or self.rollout.failed))
 
     @property
     def interrupted(self) -> bool:
@@ -65,4 +105,7 @@ class ApplyReport:
         return any(o.status is Status.INTERRUPTED for h in self.hosts for o in h.outcomes)
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "interrupted": self.interrupted, "hosts": [h.to_json() for h in self.hosts]}
+        out = {"ok": self.ok, "interrupted": self.interrupted, "hosts": [h.to_json() for h in self.hosts]}
+        if self.rollout is not None:
+            out["rollout"] = self.rollout.to_json()
+        return out

@@ -20,6 +20,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from reconciler.diagnostics import Diagnostic, Diagnostics, SourcePos, format_path
+from reconciler.errors import ReconcilerError
+from reconciler.fleet import Fleet, FleetError, HostFacts, has_fleet_refs
 from reconciler.interpolate import (
     MAX_STRING_CHARS,
     MAX_TOTAL_CHARS,
@@ -32,7 +34,8 @@ from reconciler.interpolate import (
     substituted_length,
     walk_strings,
 )
-from reconciler.provider import Provider, Resource, load_providers, provider_names
+from reconciler.provider import Issue, Provider, Resource, load_providers, provider_names
+from reconciler.rollout import RolloutSpec
 from reconciler.specfiles import MAX_SPEC_FILE_BYTES, SpecFileError, decode_text, find_spec_root, is_inside
 from reconciler.transport.sshconfig import SSHSettingsError, jump_list, parse_jump
 from reconciler.yamlpos import Path as YPath
@@ -52,6 +55,11 @@ class HostSpec(BaseModel):
 
     connect: str = Field(description='"local", or "ssh://user@host:port".')
     vars: dict[str, VarValue] = Field(default_factory=dict, description="Variables for ${NAME} on this host.")
+    groups: list[str] = Field(
+        default_factory=list, description="Groups this host is in (besides those whose hosts: select it).")
+    address: str | None = Field(
+        default=None, description="Where other hosts reach this one (${host:NAME/address}); default: the "
+                                  "host of connect.")
     identity_file: str | None = Field(
         default=None, description="Private key for SSH (default: agent and ~/.ssh).")
     known_hosts: str | None = Field(
@@ -94,6 +102,23 @@ class HostSpec(BaseModel):
             raise ValueError(f"{value} must be owned by root or by the user running reconcile")
         return value
 
+    @field_validator("groups")
+    @classmethod
+    def _group_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not NAME.match(name):
+                raise ValueError(f"group name {name!r}: letters, digits, '_', '-' and '.', starting with a "
+                                 "letter or '_'")
+        return value
+
+    @property
+    def reach_address(self) -> str | None:
+        """``address``, or the host of an ``ssh://`` connect URL (None for local)."""
+        if self.address:
+            return self.address
+        match = re.fullmatch(r"ssh://(?:[^@/\s]+@)?([^:/\s]+)(?::\d+)?/?", self.connect)
+        return match.group(1) if match else None
+
     @field_validator("connect")
     @classmethod
     def _connect_form(cls, value: str) -> str:
@@ -120,6 +145,20 @@ class HostSpec(BaseModel):
             if port is not None and not 1 <= port <= 65535:
                 raise ValueError(f"port {port} in jump host {hop!r} is out of range 1-65535")
         return value
+
+
+class GroupSpec(BaseModel):
+    """A group of hosts: who is in it, and variables its hosts share (see reconciler.fleet)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    hosts: list[str] = Field(
+        default_factory=list, description="Members: host names, other groups, or patterns such as "
+                                          "backend-*; !NAME takes hosts out. Hosts may also name their "
+                                          "groups under hosts.NAME.groups.")
+    vars: dict[str, VarValue] = Field(
+        default_factory=dict, description="Variables of the group's hosts: a host's own vars win; two "
+                                          "groups of one host must not disagree.")
 
 
 def _check_host_access(spec: LoadedSpec, diags: Diagnostics) -> None:
@@ -189,6 +228,8 @@ class ResourceEntry:
     file_index: int | None = None
     # Not declared: in effect through Provider.implied_by. Another stack may own it.
     implied: bool = False
+    # The hosts it applies to (its ``hosts:`` selectors resolved); None: every host.
+    targets: frozenset[str] | None = None
 
     @property
     def address(self) -> str:
@@ -222,30 +263,49 @@ class LoadedSpec:
     adopt: frozenset[str] = frozenset()
     # Where files named in the spec must stay (see reconciler.specfiles).
     root: str = ""
+    # Host groups (``groups:``) and the rollout (``rollout:``); see reconciler.fleet, .rollout.
+    groups: dict[str, GroupSpec] = field(default_factory=dict)
+    rollout: RolloutSpec | None = None
+    fleet: Fleet = field(default_factory=lambda: Fleet({}))
     _host_vars: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
+    def group_vars(self, host: str) -> dict[str, str]:
+        """The variables the groups of ``host`` give it (in group order; a conflict
+        between two groups is a spec error, so the order does not decide anything)."""
+        merged: dict[str, str] = {}
+        for group in self.fleet.groups_of.get(host, ()):
+            spec = self.groups.get(group)
+            if spec is not None:
+                for k, v in spec.vars.items():
+                    merged.setdefault(k, _var_text(v))
+        return merged
+
     def raw_host_vars(self, host: str) -> dict[str, str]:
-        """A host's variables as written (``host``, top-level vars, its own vars)."""
-        merged = {"host": host, **self.vars}
+        """A host's variables as written: ``host`` (its name), top-level vars, its groups'
+        vars, its own vars; a later source wins (top-level vars cannot be overridden)."""
+        merged = {"host": host, **self.vars, **self.group_vars(host)}
         merged.update({k: _var_text(v) for k, v in self.hosts[host].vars.items()})
         return merged
 
     def host_vars(self, host: str) -> dict[str, str]:
-        """A host's variables with references between them expanded."""
+        """A host's variables with references between them, and ``${host:...}`` fleet
+        references inside them, expanded."""
         if host not in self._host_vars:
             self._host_vars[host] = resolve_variables(self.raw_host_vars(host))[0]
         return self._host_vars[host]
 
     def applies_to(self, entry: ResourceEntry, host: str) -> bool:
-        return entry.resource.hosts is None or host in entry.resource.hosts
+        return entry.targets is None or host in entry.targets
 
     def entries_for(self, host: str) -> list[ResourceEntry]:
         return [e for e in self.entries if self.applies_to(e, host)]
 
     def resource_for_host(self, entry: ResourceEntry, host: str) -> Resource:
-        """The resource with ``${var}`` substituted for one host (secret refs stay)."""
+        """The resource with ``${var}`` substituted for one host and its fleet
+        references resolved (``${each:...}`` list items repeated per host; see
+        reconciler.fleet). Secret and published references stay."""
         data = entry.resource.model_dump(mode="python")
-        substituted = substitute_vars(data, self.host_vars(host))
+        substituted = self.fleet.expand(substitute_vars(data, self.host_vars(host)))
         if substituted == data:
             return entry.resource
         out = type(entry.resource).model_validate(substituted)
@@ -253,8 +313,106 @@ class LoadedSpec:
         return out
 
     @cached_property
+    def upstreams(self) -> dict[str, dict[str, tuple[tuple[str, str], ...]]]:
+        """Cross-host dependencies: host -> address of one of its resources -> the
+        (host, address) pairs on *other* hosts it must wait for (``depends_on:
+        [SELECTOR/KIND:ID]``). A selector that also matches the host itself makes an
+        ordinary dependency on its own resource there."""
+        out: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {}
+        secret_kinds = [k for k, p in self.providers.items() if p.provides_secrets]
+        for entry in self.entries:
+            cross = [split_dependency(d) for d in entry.resource.depends_on]
+            cross = [(sel, addr) for sel, addr in cross if sel is not None]
+            # ${secret:HOST/NAME}: the secret generated on that host.
+            for _path, text in walk_strings(entry.resource.model_dump(mode="python")):
+                if "${secret:" not in text:
+                    continue
+                for ref in references(text):
+                    if ref.kind == "secret" and "/" in ref.name:
+                        selector, _, secret = ref.name.partition("/")
+                        cross.extend((selector, f"{k}:{secret}") for k in secret_kinds)
+            if not cross:
+                continue
+            for host in self.hosts:
+                if not self.applies_to(entry, host):
+                    continue
+                pairs: list[tuple[str, str]] = []
+                for sel, addr in cross:
+                    assert sel is not None
+                    try:
+                        selected = self.fleet.select(sel)
+                    except FleetError:
+                        continue  # reported when loading
+                    for other in selected:
+                        if other != host and self.entry_for(addr, other) is not None:
+                            pairs.append((other, addr))
+                if pairs:
+                    out.setdefault(host, {})[entry.address] = tuple(dict.fromkeys(pairs))
+        return out
+
+    def local_dependencies(self, entry: ResourceEntry, host: str) -> list[str]:
+        """``depends_on`` as addresses on ``host`` itself: plain ``KIND:ID`` ones, and
+        cross-host ones whose selector matches ``host`` too."""
+        out: list[str] = []
+        for dep in entry.resource.depends_on:
+            sel, addr = split_dependency(dep)
+            if sel is None:
+                out.append(dep)
+                continue
+            try:
+                if host in self.fleet.select(sel):
+                    out.append(addr)
+            except FleetError:
+                continue
+        return out
+
+    @cached_property
     def by_address(self) -> dict[str, ResourceEntry]:
+        """Each address's entry (the last one when several apply to different hosts: use
+        ``entry_for`` to ask about one host)."""
         return {e.address: e for e in self.entries}
+
+    @cached_property
+    def entries_by_address(self) -> dict[str, list[ResourceEntry]]:
+        out: dict[str, list[ResourceEntry]] = {}
+        for e in self.entries:
+            out.setdefault(e.address, []).append(e)
+        return out
+
+    def entry_for(self, address: str, host: str) -> ResourceEntry | None:
+        """The entry with ``address`` that applies to ``host`` (an address may be declared
+        more than once, for different hosts)."""
+        return next((e for e in self.entries_by_address.get(address, ()) if self.applies_to(e, host)), None)
+
+    def for_pull(self, host: str) -> LoadedSpec:
+        """This spec as the controller running *on* ``host`` sees it (pull mode): only
+        that host, reached locally (``connect: local``), every resource of the spec
+        still here (those for other hosts apply to none). Its facts, groups and
+        variables are kept, so fleet references resolve as they do in a push run;
+        other hosts are not contacted (cross-host ``depends_on`` is not waited for,
+        ``${published:...}`` values of other hosts are known after apply)."""
+        if host not in self.hosts:
+            raise ReconcilerError(f"host {host!r} is not in this spec; its hosts are "
+                                  f"{', '.join(self.fleet.ordered(self.hosts))}")
+        local = self.hosts[host].model_copy(update={
+            "connect": "local", "via": None, "proxy_jump": None, "identity_file": None, "known_hosts": None,
+            "become": None, "become_password_file": None,
+            "address": self.hosts[host].reach_address})
+        return LoadedSpec(self.path, self.digest, {host: local}, self.vars, self.entries, self.providers,
+                          self.positions, self.warnings, root=self.root,
+                          partial_providers=self.partial_providers, stack=self.stack, adopt=self.adopt,
+                          groups=self.groups, rollout=self.rollout, fleet=self.fleet,
+                          _host_vars={host: self.host_vars(host)})
+
+
+def split_dependency(dep: str) -> tuple[str | None, str]:
+    """``SELECTOR/KIND:ID`` -> (selector, ``KIND:ID``); a plain ``KIND:ID`` -> (None, it).
+    A kind has no '/', so a '/' before the first ':' ends a selector."""
+    colon = dep.find(":")
+    slash = dep.find("/")
+    if 0 < slash < colon:
+        return dep[:slash], dep[slash + 1:]
+    return None, dep
 
 
 def _var_text(value: VarValue) -> str:
@@ -270,6 +428,10 @@ def spec_model(providers: Mapping[str, Provider[Any]]) -> type[BaseModel]:
     fields: dict[str, Any] = {
         "hosts": (dict[str, HostSpec], Field(description="Host name -> how to reach it.")),
         "vars": (dict[str, VarValue], Field(default_factory=dict, description="Variables for every host.")),
+        "groups": (dict[str, GroupSpec], Field(default_factory=dict, description=(
+            "Host groups: members (names, groups, patterns) and their variables (docs/fleet.md)."))),
+        "rollout": (RolloutSpec | None, Field(default=None, description=(
+            "Rolling applies: hosts per batch, failure threshold, health checks (docs/fleet.md)."))),
         "stack": (str | None, Field(default=None, description=(
             "This spec's stack name: several specs can manage one host, each owning its own objects. "
             "Default: the spec directory's name (a single-file spec: the file name without .yaml)."))),
@@ -278,7 +440,10 @@ def spec_model(providers: Mapping[str, Provider[Any]]) -> type[BaseModel]:
     }
     for kind, provider in providers.items():
         if provider.singleton:
-            fields[kind] = (provider.model | None, Field(default=None, description=provider.description))
+            # One object for the hosts it applies to, or (a fleet) a list of them, each for
+            # other hosts: one per host in effect.
+            fields[kind] = (provider.model | list[provider.model] | None,  # type: ignore[name-defined]
+                            Field(default=None, description=provider.description))
         else:
             fields[kind] = (list[provider.model], Field(  # type: ignore[name-defined]
                 default_factory=list, description=provider.description))
@@ -363,6 +528,9 @@ def _merge(documents: list[tuple[str, Any, dict[YPath, SourcePos]]], providers: 
         for key, value in data.items():
             kpos = pos.get((key,))
             singleton = key in providers and providers[key].singleton
+            if singleton and key in merged and isinstance(value, dict | list):
+                _merge_singleton(key, merged, positions, file_index, value, pos)
+                continue
             if key not in merged:
                 merged[key] = value
                 positions.update({p: v for p, v in pos.items() if p[:1] == (key,)})
@@ -375,10 +543,12 @@ def _merge(documents: list[tuple[str, Any, dict[YPath, SourcePos]]], providers: 
                 for p, v in pos.items():
                     if p[:1] == (key,) and len(p) >= 2 and isinstance(p[1], int):
                         positions[(key, p[1] + offset, *p[2:])] = v
-            elif isinstance(merged[key], dict) and isinstance(value, dict) and key in ("hosts", "vars"):
+            elif isinstance(merged[key], dict) and isinstance(value, dict) and key in ("hosts", "vars",
+                                                                                          "groups"):
                 for name, sub in value.items():
                     if name in merged[key]:
-                        diags.error(f"{key[:-1] if key == 'hosts' else 'variable'} {name!r} is defined twice "
+                        what = {"hosts": "host", "vars": "variable", "groups": "group"}[key]
+                        diags.error(f"{what} {name!r} is defined twice "
                                     f"(also at {positions.get((key, name))})", field_path=f"{key}.{name}",
                                     pos=pos.get((key, name)))
                         continue
@@ -388,6 +558,33 @@ def _merge(documents: list[tuple[str, Any, dict[YPath, SourcePos]]], providers: 
                 diags.error(f"{key!r} is defined twice (also at {positions.get((key,))})",
                             field_path=key, pos=kpos)
     return merged, positions, file_index
+
+
+def _merge_singleton(key: str, merged: dict[str, Any], positions: dict[YPath, SourcePos],
+                     file_index: FileIndex, value: Any, pos: Mapping[YPath, SourcePos]) -> None:
+    """A singleton kind written in more than one file (one object per file, each for
+    its own hosts, or lists of them) becomes a list; the overlap check says when two
+    apply to one host."""
+    if isinstance(merged[key], dict):
+        for p in [p for p in positions if p[:1] == (key,)]:
+            positions[(key, 0, *p[1:])] = positions.pop(p)
+        merged[key] = [merged[key]]
+        file_index[(key, 0)] = 0
+    if not isinstance(merged[key], list):
+        return  # a scalar: reported as not a mapping when validated
+    offset = len(merged[key])
+    items = value if isinstance(value, list) else [value]
+    merged[key] = merged[key] + items
+    for i in range(len(items)):
+        file_index[(key, offset + i)] = i if isinstance(value, list) else 0
+    for p, v in pos.items():
+        if p[:1] != (key,):
+            continue
+        if isinstance(value, list):
+            if len(p) >= 2 and isinstance(p[1], int):
+                positions[(key, p[1] + offset, *p[2:])] = v
+        else:
+            positions[(key, offset, *p[1:])] = v
 
 
 def _shown_path(loc: tuple[str | int, ...], file_index: FileIndex) -> str:
@@ -582,11 +779,14 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
     global_vars: dict[str, str] = {}
     stack: str | None = None
     adopt: list[str] = []
+    groups: dict[str, GroupSpec] = {}
+    rollout: RolloutSpec | None = None
     try:
         validated = frame.model_validate(frame_input)
         hosts = validated.hosts  # type: ignore[attr-defined]
         global_vars = {k: _var_text(v) for k, v in validated.vars.items()}  # type: ignore[attr-defined]
         stack, adopt = validated.stack, list(validated.adopt)  # type: ignore[attr-defined]
+        groups, rollout = validated.groups, validated.rollout  # type: ignore[attr-defined]
     except ValidationError as exc:
         for err in exc.errors():
             loc = _clean_loc(err["loc"])
@@ -614,6 +814,16 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
                 diags.error(f"variable {var!r} is also a top-level var; top-level vars are the same on every "
                             "host, so a host cannot override them", field_path=f"hosts.{name}.vars.{var}",
                             pos=_lookup_pos(positions, ("hosts", name, "vars", var), fallback))
+    for name, group in groups.items():
+        for var in group.vars:
+            if var in global_vars:
+                diags.error(f"variable {var!r} is also a top-level var; top-level vars are the same on every "
+                            "host, so a group cannot override them", field_path=f"groups.{name}.vars.{var}",
+                            pos=_lookup_pos(positions, ("groups", name, "vars", var), fallback))
+    fleet_draft = Fleet({n: HostFacts(n, h.reach_address, tuple(h.groups)) for n, h in hosts.items()},
+                        {n: g.hosts for n, g in groups.items()})
+    _check_groups(fleet_draft, groups, hosts, positions, fallback, diags)
+    group_vars = _group_vars(fleet_draft, groups, hosts, positions, fallback, diags)
 
     # Variables may refer to each other; a cycle or a runaway expansion is reported where
     # the variable is defined. Top-level ones first: they are substituted before validation.
@@ -623,12 +833,16 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
                     pos=_lookup_pos(positions, ("vars", var), fallback))
     host_vars: dict[str, dict[str, str]] = {}
     for name, host in hosts.items():
-        raw_vars = {"host": name, **global_vars, **{k: _var_text(v) for k, v in host.vars.items()}}
+        raw_vars = {"host": name, **global_vars, **group_vars.get(name, {}),
+                    **{k: _var_text(v) for k, v in host.vars.items()}}
         host_vars[name], problems = resolve_variables(raw_vars)
         for var, why in problems.items():
             if var in host.vars:
                 diags.error(f"variable {var!r}: {why}", field_path=f"hosts.{name}.vars.{var}",
                             pos=_lookup_pos(positions, ("hosts", name, "vars", var), fallback))
+    fleet = Fleet({n: HostFacts(n, h.reach_address, tuple(h.groups), host_vars[n]) for n, h in hosts.items()},
+                  {n: g.hosts for n, g in groups.items()})
+    host_vars = _resolve_fleet_vars(fleet, hosts, groups, host_vars, positions, fallback, diags)
 
     # Top-level vars are substituted before validation, so they may appear in ids
     # (paths, names); host vars are substituted per host, later.
@@ -643,7 +857,9 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
             continue
         merged[kind] = substitute_vars(merged[kind], global_vars, budget, (kind,))
         raw_items: list[tuple[tuple[str | int, ...], int, Any]]
-        if provider.singleton:
+        if provider.singleton and isinstance(merged[kind], list):
+            raw_items = [((kind, i), i, item) for i, item in enumerate(merged[kind])]
+        elif provider.singleton:
             raw_items = [((kind,), -1, merged[kind])]
         elif isinstance(merged[kind], list):
             raw_items = [((kind, i), i, item) for i, item in enumerate(merged[kind])]
@@ -679,8 +895,14 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
             res._source_file = resolved_files[pos.file]
             res._spec_root = str(spec_root)
             res._positions = {p[len(loc):]: v for p, v in positions.items() if p[:len(loc)] == loc}
+            targets: frozenset[str] | None = None
+            if res.hosts is not None:
+                try:
+                    targets = fleet.targets(res.hosts)
+                except FleetError:
+                    targets = frozenset(h for h in res.hosts if h in hosts)  # reported below
             entries.append(ResourceEntry(kind, provider.resource_id(res), index, res, pos,
-                                         file_index.get((kind, index))))
+                                         file_index.get((kind, index)), targets=targets))
     for path_ in budget.refused:
         diags.error(f"substituting variables here would build more than {budget.per_string:,} characters "
                     f"(or {budget.total:,} in all)", field_path=_shown_path(path_, file_index),
@@ -688,7 +910,8 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
 
     entries += _implied_entries(providers, entries)
     spec = LoadedSpec(str(root), digest.hexdigest(), hosts, global_vars, entries, providers, positions,
-                      root=str(spec_root), _host_vars=host_vars, partial_providers=not given)
+                      root=str(spec_root), groups=groups, rollout=rollout, fleet=fleet, _host_vars=host_vars,
+                      partial_providers=not given)
     spec.stack = stack if stack is not None else default_stack or default_stack_name(root)
     spec.adopt = frozenset(adopt)
     _check_stack(spec, stack is not None, adopt, diags)
@@ -781,12 +1004,13 @@ def _implied_entries(providers: Mapping[str, Provider[Any]], entries: list[Resou
         implying = [e for e in entries if e.kind in provider.implied_by]
         if not implying:
             continue
-        hosts = None if any(e.resource.hosts is None for e in implying) else sorted(
-            {h for e in implying for h in e.resource.hosts or []})
+        hosts = None if any(e.targets is None for e in implying) else sorted(
+            {h for e in implying for h in e.targets or ()})
         res = provider.model.model_validate({} if hosts is None else {"hosts": hosts})
         res._source_file = implying[0].resource._source_file
         res._spec_root = implying[0].resource._spec_root
-        implied.append(ResourceEntry(kind, provider.resource_id(res), -1, res, implying[0].pos, implied=True))
+        implied.append(ResourceEntry(kind, provider.resource_id(res), -1, res, implying[0].pos, implied=True,
+                                     targets=None if hosts is None else frozenset(hosts)))
     return implied
 
 
@@ -852,12 +1076,15 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
     def invalid(address: str) -> bool:
         return address in unvalidated or f"{address.partition(':')[0]}:*" in unvalidated
 
-    host_names = set(spec.hosts)
     for name in spec.hosts:
         if not NAME.match(name):
             diags.error("host names may contain letters, digits, '_', '-' and '.'",
                         field_path=f"hosts.{name}", pos=spec.positions.get(("hosts", name)))
     _check_host_access(spec, diags)
+
+    # Variables that still hold ${each:...} (fleet references that only resolve in a list).
+    fleet_vars = {var for h in spec.hosts for var, value in spec.host_vars(h).items()
+                  if has_fleet_refs(value)}
 
     # Which secrets exist, per host: names are the ids of secret-providing kinds.
     secret_entries = [e for e in spec.entries if spec.providers[e.kind].provides_secrets]
@@ -886,18 +1113,28 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
 
         if res.hosts is not None and check_refs:
             for i, h in enumerate(res.hosts):
-                if h not in host_names:
-                    fp, pos = at("hosts", i)
-                    diags.error(f"unknown host {h!r}; hosts are {', '.join(sorted(host_names))}",
-                                field_path=fp, pos=pos)
+                fp, pos = at("hosts", i)
+                term = h[1:] if h.startswith("!") else h
+                try:
+                    matched = spec.fleet.select(term)
+                except FleetError as exc:
+                    diags.error(str(exc), field_path=fp, pos=pos)
+                    continue
+                if not matched:
+                    diags.warning(f"{h!r} matches no host", field_path=fp, pos=pos)
         targets = [h for h in spec.hosts if spec.applies_to(entry, h)]
 
         # Duplicate ids: the same kind and id on an overlapping set of hosts.
         for h in targets:
             seen.setdefault((entry.address, h), []).append(entry)
 
+        dumped = res.model_dump(mode="python")
         try:
-            issues = spec.providers[entry.kind].validate(res)
+            if check_refs and targets and has_fleet_refs(dumped):
+                # What the provider will see is the resource as each host resolves it.
+                issues = _validate_expanded(spec, entry, dumped, targets)
+            else:
+                issues = spec.providers[entry.kind].validate(res)
         except Exception as exc:  # a provider bug must not turn odd input into a traceback
             fp, pos = at()
             diags.error(f"internal error while validating this resource ({type(exc).__name__}: "
@@ -912,15 +1149,19 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
                 diags.error(issue.message, field_path=fp, pos=pos, resource=entry.address)
 
         for i, dep in enumerate(res.depends_on):
+            selector, address = split_dependency(dep)
+            fp, pos = at("depends_on", i)
+            if selector is not None and check_refs:
+                _check_cross_dependency(spec, entry, selector, address, invalid, diags, fp, pos)
+                continue
             # A dependency on a resource that failed validation would be a false alarm.
             if dep not in spec.by_address and not invalid(dep):
-                fp, pos = at("depends_on", i)
                 diags.error(f"depends on {dep!r}, which the spec does not define (write it as kind:id, "
                             f"e.g. {entry.address})", field_path=fp, pos=pos)
 
         _check_prerequisites(spec, diags, entry, targets, at)
-
-        dumped = res.model_dump(mode="python")
+        if check_refs:
+            _check_fleet_refs(spec, entry, dumped, targets, fleet_vars, at, diags)
         for sub_path, text in walk_strings(dumped):
             for h in targets if (*loc, *sub_path) not in oversized else ():
                 if not budgets.setdefault(h, SizeBudget()).allow(
@@ -945,12 +1186,20 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
                         diags.error(f"variable ${{{ref.name}}} refers to ${{{name}}}, which host {h} does "
                                     "not define", field_path=fp, pos=pos,
                                     hint="define it under hosts.NAME.vars or top-level vars")
+                elif ref.kind in ("host", "each"):
+                    continue  # checked per host by _check_fleet_refs
                 elif ref.kind == "published":
                     problem = _published_problem(spec, ref.name, invalid)
                     if problem:
                         diags.error(problem, field_path=fp, pos=pos,
                                     hint="write ${published:HOST/KIND:ID/FIELD}, e.g. "
                                          "${published:db/backups:nightly/public_key}")
+                elif "/" in ref.name:
+                    problem = _remote_secret_problem(spec, ref.name, secret_entries, invalid)
+                    if problem:
+                        diags.error(problem, field_path=fp, pos=pos,
+                                    hint="write ${secret:HOST/NAME}: a secret generated on another host, "
+                                         "e.g. ${secret:database/db_password}")
                 elif not any(invalid(f"{k}:{ref.name}") for k, p in spec.providers.items()
                              if p.provides_secrets):
                     for h in targets:
@@ -967,6 +1216,228 @@ def _check_semantics(spec: LoadedSpec, diags: Diagnostics, *, check_refs: bool =
             diags.error(f"{address} is defined twice (also at {first.pos})", field_path=second.field_path,
                         pos=second.pos, hint="give each a distinct id, or limit them to different hosts")
     _check_cycles(spec, diags)
+    if check_refs:
+        _check_host_cycles(spec, diags)
+
+
+# ---------------------------------------------------------------------------------------
+# The fleet: groups, group variables, fleet references, cross-host dependencies
+
+def _check_groups(fleet: Fleet, groups: Mapping[str, GroupSpec], hosts: Mapping[str, HostSpec],
+                  positions: Mapping[YPath, SourcePos], fallback: SourcePos, diags: Diagnostics) -> None:
+    """Group names, members that name nothing, cycles; empty groups are a warning."""
+    def where(group: str, index: int | None) -> tuple[str, SourcePos]:
+        if group in groups:
+            loc: tuple[str | int, ...] = ("groups", group, "hosts", index) if index is not None \
+                else ("groups", group)
+            return format_path(loc), _lookup_pos(positions, loc, fallback)
+        for h, spec in hosts.items():  # declared by a host only
+            if group in spec.groups:
+                loc = ("hosts", h, "groups", spec.groups.index(group))
+                return format_path(loc), _lookup_pos(positions, loc, fallback)
+        return f"groups.{group}", fallback
+
+    for group, index, message in fleet.problems:
+        fp, pos = where(group, index)
+        diags.error(message, field_path=fp, pos=pos)
+    for name in groups:
+        if not NAME.match(name):
+            fp, pos = where(name, None)
+            diags.error("group names may contain letters, digits, '_', '-' and '.'", field_path=fp, pos=pos)
+        elif not fleet.members.get(name) and not any(p[0] == name for p in fleet.problems):
+            fp, pos = where(name, None)
+            diags.warning(f"group {name!r} has no hosts", field_path=fp, pos=pos)
+
+
+def _group_vars(fleet: Fleet, groups: Mapping[str, GroupSpec], hosts: Mapping[str, HostSpec],
+                positions: Mapping[YPath, SourcePos], fallback: SourcePos,
+                diags: Diagnostics) -> dict[str, dict[str, str]]:
+    """Per host, the variables its groups give it. Two groups of one host that set a
+    variable to different values are an error, unless the host sets it itself (then
+    the host's value is the answer, and nothing depends on the order of groups)."""
+    out: dict[str, dict[str, str]] = {}
+    reported: set[tuple[str, str, str]] = set()
+    for host, spec in hosts.items():
+        merged: dict[str, tuple[str, str]] = {}  # var -> (value, group)
+        for group in fleet.groups_of.get(host, ()):
+            for var, value in (groups[group].vars if group in groups else {}).items():
+                text = _var_text(value)
+                if var in merged and merged[var][0] != text and var not in spec.vars:
+                    first = merged[var][1]
+                    if (first, group, var) not in reported:
+                        reported.add((first, group, var))
+                        loc = ("groups", group, "vars", var)
+                        diags.error(f"groups {first} and {group} both set variable {var!r}, differently, "
+                                    f"and host {host} is in both", field_path=format_path(loc),
+                                    pos=_lookup_pos(positions, loc, fallback),
+                                    hint=f"set it under hosts.{host}.vars (a host's own vars win), or in "
+                                         "one of the groups only")
+                    continue
+                merged.setdefault(var, (text, group))
+        out[host] = {var: value for var, (value, _group) in merged.items()}
+    return out
+
+
+def _resolve_fleet_vars(fleet: Fleet, hosts: Mapping[str, HostSpec], groups: Mapping[str, GroupSpec],
+                        host_vars: dict[str, dict[str, str]], positions: Mapping[YPath, SourcePos],
+                        fallback: SourcePos, diags: Diagnostics) -> dict[str, dict[str, str]]:
+    """Each host's variables with ``${host:...}`` references resolved; a reference that
+    names nothing is reported once, where the variable is defined."""
+    out: dict[str, dict[str, str]] = {}
+    reported: set[tuple[YPath, str]] = set()
+    for host, spec in hosts.items():
+        values = dict(host_vars[host])
+        for var, value in host_vars[host].items():
+            if not has_fleet_refs(value):
+                continue
+            try:
+                values[var] = fleet.resolved_vars(host)[var]
+            except FleetError as exc:
+                if var in spec.vars:
+                    loc: YPath = ("hosts", host, "vars", var)
+                else:
+                    owner = next((g for g in fleet.groups_of.get(host, ())
+                                  if g in groups and var in groups[g].vars), None)
+                    loc = ("groups", owner, "vars", var) if owner else ("vars", var)
+                if (loc, str(exc)) not in reported:
+                    reported.add((loc, str(exc)))
+                    diags.error(f"variable {var!r}: {exc}", field_path=format_path(loc),
+                                pos=_lookup_pos(positions, loc, fallback))
+        out[host] = values
+    return out
+
+
+def _check_fleet_refs(spec: LoadedSpec, entry: ResourceEntry, dumped: Any, targets: list[str],
+                      fleet_vars: set[str], at: Callable[..., tuple[str, SourcePos | None]],
+                      diags: Diagnostics) -> None:
+    """Fleet references in one resource, as each host it applies to resolves them."""
+    raw = has_fleet_refs(dumped)
+    if not raw and not (fleet_vars and any(r.name in fleet_vars for _p, t in walk_strings(dumped)
+                                           for r in references(t) if r.kind == "var")):
+        return
+    seen: set[tuple[tuple[str | int, ...], str]] = set()
+    for host in targets or list(spec.hosts)[:1]:
+        data = substitute_vars(dumped, spec.host_vars(host))
+        for path, message in spec.fleet.check(data):
+            if (path, message) in seen:
+                continue
+            seen.add((path, message))
+            fp, pos = at(*path)
+            diags.error(message, field_path=fp, pos=pos, resource=entry.address,
+                        hint="see docs/fleet.md: ${host:SELECTOR/FIELD}, ${each:SELECTOR/FIELD}")
+
+
+def _validate_expanded(spec: LoadedSpec, entry: ResourceEntry, dumped: Any,
+                       targets: list[str]) -> list[Issue]:
+    """The provider's offline checks of a resource with fleet references, on the
+    resource as each of its hosts resolves it; paths point at the spec as written (a
+    list item repeated per host at the item that was written), each issue once."""
+    provider = spec.providers[entry.kind]
+    found: dict[tuple[tuple[str | int, ...], str], Issue] = {}
+    for host in targets:
+        try:
+            data, written = spec.fleet.expand_traced(substitute_vars(dumped, spec.host_vars(host)))
+        except FleetError:
+            continue  # reported by _check_fleet_refs
+        try:
+            resolved = provider.model.model_validate(data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                path = written(_clean_loc(err["loc"]))
+                message = f"on host {host}: {_message(err, provider.model, path)}"
+                found.setdefault((path, message), Issue(path, message))
+            continue
+        resolved.copy_private_from(entry.resource)
+        for issue in provider.validate(resolved):
+            path = written(tuple(issue.path))
+            found.setdefault((path, issue.message), Issue(path, issue.message, issue.warning))
+    return list(found.values())
+
+
+def _check_cross_dependency(spec: LoadedSpec, entry: ResourceEntry, selector: str, address: str,
+                            invalid: Callable[[str], bool], diags: Diagnostics, fp: str,
+                            pos: SourcePos | None) -> None:
+    """``depends_on: [SELECTOR/KIND:ID]``: the selector names hosts, and the resource
+    exists and applies to at least one of them."""
+    try:
+        selected = spec.fleet.select(selector)
+    except FleetError as exc:
+        diags.error(f"depends on {selector}/{address}: {exc}", field_path=fp, pos=pos)
+        return
+    if address not in spec.by_address:
+        if not invalid(address):
+            diags.error(f"depends on {selector}/{address}, but the spec does not define {address} (write "
+                        "it as SELECTOR/kind:id, e.g. database/containers:postgres)", field_path=fp, pos=pos)
+        return
+    if selected and not any(spec.entry_for(address, h) is not None for h in selected):
+        diags.error(f"depends on {selector}/{address}, but {address} applies to none of the hosts "
+                    f"{selector} selects ({', '.join(selected)})", field_path=fp, pos=pos)
+    elif not selected:
+        diags.warning(f"{selector!r} matches no host, so this dependency waits for nothing",
+                      field_path=fp, pos=pos)
+
+
+def _check_host_cycles(spec: LoadedSpec, diags: Diagnostics) -> None:
+    """Cross-host dependencies order whole hosts (a host waits for the hosts it depends
+    on), so hosts that depend on each other would wait for ever: refused."""
+    graph = {h: sorted({other for pairs in deps.values() for other, _a in pairs})
+             for h, deps in spec.upstreams.items()}
+    state: dict[str, int] = {}
+    reported = False
+
+    def visit(host: str, trail: list[str]) -> None:
+        nonlocal reported
+        state[host] = 1
+        for dep in graph.get(host, []):
+            if state.get(dep) == 1 and not reported:
+                reported = True
+                cycle = [*trail[trail.index(dep):], dep] if dep in trail else [host, dep]
+                address = next(a for a, pairs in spec.upstreams[host].items()
+                               if any(o == dep for o, _ in pairs))
+                entry = spec.by_address[address]
+                loc = (entry.kind, entry.index) if entry.index >= 0 else (entry.kind,)
+                diags.error(f"hosts depend on each other in a cycle: {' -> '.join(cycle)} (a host is applied "
+                            "after the hosts it depends on)", field_path=entry.field_path + ".depends_on",
+                            pos=_lookup_pos(spec.positions, (*loc, "depends_on"), entry.pos or SourcePos(
+                                spec.path, 1, 1)),
+                            hint="a selector that includes this host's own group makes every member wait "
+                                 "for the others; name the hosts it really waits for")
+            elif state.get(dep) is None:
+                visit(dep, [*trail, dep])
+        state[host] = 2
+
+    for host in spec.fleet.ordered(graph):
+        if host not in state:
+            visit(host, [host])
+
+
+def _remote_secret_problem(spec: LoadedSpec, name: str, secret_entries: list[ResourceEntry],
+                           invalid: Callable[[str], bool]) -> str | None:
+    """Why ``${secret:SELECTOR/NAME}`` names no secret of one other host, or None."""
+    selector, _, secret = name.partition("/")
+    try:
+        hosts = spec.fleet.select(selector)
+    except FleetError as exc:
+        return f"${{secret:{name}}}: {exc}"
+    if len(hosts) != 1:
+        return f"${{secret:{name}}}: {selector!r} names {len(hosts)} hosts; a secret comes from exactly one"
+    if any(invalid(f"{k}:{secret}") for k, p in spec.providers.items() if p.provides_secrets):
+        return None
+    if not any(s.id == secret and spec.applies_to(s, hosts[0]) for s in secret_entries):
+        return f"${{secret:{name}}}: no secret named {secret!r} applies to host {hosts[0]}"
+    return None
+
+
+def remote_secret_host(spec: LoadedSpec, name: str) -> tuple[str, str] | None:
+    """``SELECTOR/NAME`` of ``${secret:SELECTOR/NAME}`` -> (the one host, NAME), or None."""
+    selector, sep, secret = name.partition("/")
+    if not sep:
+        return None
+    try:
+        hosts = spec.fleet.select(selector)
+    except FleetError:
+        return None
+    return (hosts[0], secret) if len(hosts) == 1 else None
 
 
 def _check_prerequisites(spec: LoadedSpec, diags: Diagnostics, entry: ResourceEntry, targets: list[str],
@@ -1001,7 +1472,7 @@ def _published_problem(spec: LoadedSpec, name: str, invalid: Callable[[str], boo
     entry = spec.by_address.get(ref.address)
     if entry is None:
         return f"{ref}: the spec does not define {ref.address}"
-    if not spec.applies_to(entry, ref.host):
+    if spec.entry_for(ref.address, ref.host) is None:
         return f"{ref}: {ref.address} does not apply to host {ref.host}"
     fields = spec.providers[entry.kind].published_fields
     if ref.field not in fields:

@@ -2,14 +2,15 @@
 """Stand-in for the ServQR Go API (/opt/servqr/platform), for demos and tests.
 
 Behaves like the real backend where a host reconciler can see it: listens on
-127.0.0.1:8081 (PORT), answers GET /health with {"status":"ok"} only when a real
+127.0.0.1:8081 (BIND, PORT), answers GET /health with {"status":"ok"} only when a real
 query against PostgreSQL succeeds (psql, with the credentials from the
-environment file the unit loads), serves JSON under /api/v1/, logs to stdout.
+environment file the unit loads), serves JSON under /api/v1/ (naming the host that answered), logs to stdout.
 Standard library only.
 """
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,7 +47,8 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 self._send(503, {"status": "error", "detail": detail[-200:]})
         elif self.path.startswith("/api/v1/"):
-            self._send(200, {"service": "servqr-backend", "path": self.path})
+            # "host": which backend answered (behind a load balancer, there are several).
+            self._send(200, {"service": "servqr-backend", "path": self.path, "host": socket.gethostname()})
         else:
             self._send(404, {"error": "not found"})
 

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from reconciler.errors import ApplyError
+from reconciler.errors import ApplyError, ReconcilerError
 from reconciler.interpolate import SizeBudget, references, substitute_vars
 from reconciler.plan import Action
 from reconciler.provider import ApplyItem, HostContext, Issue, Provider, Resource, State
@@ -94,6 +94,10 @@ class FilesProvider(Provider[File]):
             if budget.refused:
                 raise ApplyError(f"template {resource.template!r}: substituting variables would build more "
                                  f"than {budget.per_string:,} characters")
+            try:
+                text = ctx.expand_fleet(text)
+            except ReconcilerError as exc:
+                raise ApplyError(f"template {resource.template}: {exc}") from exc
             unresolved = [r.name for r in references(text) if r.kind == "var"]
             if unresolved:
                 raise ApplyError(f"template {resource.template}: unresolved variable(s) "

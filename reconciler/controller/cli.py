@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from reconciler.commands import EXIT_ERROR, EXIT_OK, add_log_options
+from reconciler.commands import EXIT_ERROR, EXIT_OK, add_log_options, add_spec_argument
 from reconciler.controller.config import (
     DEFAULT_STATE_DIR,
     REPO_ENV,
@@ -34,6 +34,8 @@ _SETTINGS: list[tuple[str, str, Any, str]] = [
                             "install-service keeps a URL with credentials out of the unit"),
     ("branch", "--branch", str, "branch to follow (default main)"),
     ("path", "--path", str, "spec directory or file inside the repository (default: the root)"),
+    ("host", "--host", str, "pull mode: apply only this host of the spec, on this machine (auto: the host "
+                            "named like this machine; docs/fleet.md)"),
     ("interval", "--interval", str, "fetch interval, e.g. 30s (default 30s)"),
     ("drift_interval", "--drift-interval", str, "plan-again interval to find drift (default 60s)"),
     ("listen", "--listen", str, "address of /healthz, /metrics, /hooks/git (default 127.0.0.1:9109; off)"),
@@ -99,6 +101,22 @@ def register(subparsers: Any) -> None:
     add_log_options(p)
     p.set_defaults(func=cmd_history)
 
+    p = subparsers.add_parser("fleet", help="the fleet's controllers (pull mode): `fleet status`",
+                              description="Commands about every host's controller at once.")
+    actions = p.add_subparsers(dest="fleet_action", metavar="ACTION", required=True)
+    p = actions.add_parser("status", help="every host's applied revision, last result and drift in one table",
+                           description="Read each host's controller status over its connection and show "
+                                       "which hosts lag behind the reference revision. Exit 0 all on it, "
+                                       "2 a host lags, failed or has no controller, 1 a host is unreachable.")
+    add_spec_argument(p)
+    p.add_argument("--host", action="append", metavar="NAME", help="only this host (repeatable)")
+    p.add_argument("--revision", metavar="SHA", help="the revision every host should be on (default: the "
+                                                     "commit the spec is at, else the newest head fetched)")
+    _state_dir_option(p)
+    p.add_argument("--output", choices=["text", "json"], default="text")
+    add_log_options(p)
+    p.set_defaults(func=cmd_fleet_status)
+
     p = subparsers.add_parser("install-service", help="install and start the controller as a systemd service")
     _settings_options(p)
     p.add_argument("--unit-name", default="reconciler-controller.service", help="systemd unit name")
@@ -114,7 +132,7 @@ def _state_dir(args: argparse.Namespace) -> str:
 
 def _config(args: argparse.Namespace) -> ControllerConfig:
     state_dir = _state_dir(args)
-    overrides: dict[str, Any] = {dest: getattr(args, dest) for dest, *_ in [*_SETTINGS, *_SWITCHES]}
+    overrides: dict[str, Any] = {dest: getattr(args, dest, None) for dest, *_ in [*_SETTINGS, *_SWITCHES]}
     grace = overrides.pop("health_grace")
     if grace is not None:
         overrides["health"] = {"grace": grace}
@@ -171,6 +189,29 @@ def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_fleet_status(args: argparse.Namespace) -> int:
+    from reconciler.cli import spec_revision
+    from reconciler.commands import load_spec_or_report
+    from reconciler.controller import fleetstatus
+
+    spec = load_spec_or_report(args.path)
+    if spec is None:
+        return EXIT_ERROR
+    hosts = [h for h in spec.fleet.ordered(spec.hosts) if not args.host or h in args.host]
+    unknown = sorted(set(args.host or ()) - set(spec.hosts))
+    if unknown:
+        print(f"error: unknown host(s) {', '.join(unknown)}", file=sys.stderr)
+        return EXIT_ERROR
+    statuses = fleetstatus.read_fleet(spec, hosts, _state_dir(args))
+    wanted = args.revision or spec_revision(spec.path).removesuffix("-dirty")
+    reference = fleetstatus.reference_revision(statuses, wanted)
+    if args.output == "json":
+        print(json.dumps(fleetstatus.to_json(statuses, reference), indent=2))
+    else:
+        print(fleetstatus.table(statuses, reference))
+    return fleetstatus.exit_code(statuses, reference)
+
+
 def service_secrets(args: argparse.Namespace, config: ControllerConfig,
                     environ: Mapping[str, str]) -> dict[str, str]:
     """What the service needs that must not be in its unit (which any user may read):
@@ -194,14 +235,14 @@ def watch_argv(args: argparse.Namespace, config: ControllerConfig,
     if args.config:
         argv += ["--config", str(Path(args.config).resolve())]
     for dest, flag, _kind, _text in _SETTINGS:
-        value = getattr(args, dest)
+        value = getattr(args, dest, None)
         if value is None or (dest == "repo" and REPO_ENV in (secrets or {})):
             continue
         if dest in ("repo", "webhook_secret_file", "allowed_signers", "gpg_home") and os.path.exists(value):
             value = str(Path(value).resolve())
         argv += [flag, str(value)]
     for dest, flag, _value, _text in _SWITCHES:
-        if getattr(args, dest) is not None:
+        if getattr(args, dest, None) is not None:
             argv.append(flag)
     return [*argv, "--log-format", "json"]
 

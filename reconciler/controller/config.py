@@ -380,6 +380,9 @@ class ControllerConfig(BaseModel):
     repo: str = Field(description="Git URL or local path of the spec repository.")
     branch: str = "main"
     path: str = Field(default=".", description="Spec directory or file inside the repository.")
+    host: str | None = Field(
+        default=None, description="Pull mode: apply only this host of the spec, on this machine (connect: "
+                                  "local); auto: the host named like this machine (docs/fleet.md).")
     state_dir: str = DEFAULT_STATE_DIR
     interval: Duration = Field(default=30.0, description="How often to fetch.")
     drift_interval: Duration = Field(default=60.0, description="How often to plan again to find drift.")

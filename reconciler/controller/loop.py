@@ -120,8 +120,9 @@ from reconciler.controller.notices import Notice, NoticeKind
 from reconciler.controller.notifications import Notifications, Outcome
 from reconciler.controller.notify import Notifier
 from reconciler.controller.page import PageData, StatusPage
+from reconciler.controller.pull import for_this_host
 from reconciler.controller.records import CommitInfo, Trigger, utc_text
-from reconciler.controller.runner import Runner, outcome
+from reconciler.controller.runner import Runner, outcome, rollout_of
 from reconciler.controller.state import ControllerStatus, StateStore
 from reconciler.controller.transports import TransportPool
 from reconciler.controller.watchers import (
@@ -132,6 +133,7 @@ from reconciler.controller.watchers import (
     managed_paths,
 )
 from reconciler.diagnostics import Diagnostic, Diagnostics, SourcePos
+from reconciler.errors import ReconcilerError
 from reconciler.provider import ProviderLoadError
 from reconciler.sensitive import REDACTOR
 from reconciler.spec import LoadedSpec, load_spec, stack_name_in_repo
@@ -534,8 +536,14 @@ class Controller:
             return RevisionLoaded(time.time(), sha, LoadOutcome.SPEC_ERRORS,
                                   "\n".join(str(d) for d in errors),
                                   tuple(d.to_json() for d in errors))
+        if self.config.host is not None:
+            # Pull mode (pull.py): this machine's host of the spec, reached locally.
+            try:
+                spec = for_this_host(self.config.host, spec)
+            except ReconcilerError as exc:
+                return RevisionLoaded(time.time(), sha, LoadOutcome.SPEC_ERRORS, str(exc))
         self._specs[sha] = spec
-        return RevisionLoaded(time.time(), sha, LoadOutcome.LOADED)
+        return RevisionLoaded(time.time(), sha, LoadOutcome.LOADED, rollout=rollout_of(spec))
 
     def _plan(self, action: PlanRevision) -> Event:
         spec = self._specs[action.revision]
@@ -544,14 +552,16 @@ class Controller:
     def _apply(self, action: ApplyRevision) -> Event:
         spec = self._specs[action.revision]
         evidence = self.runner.explain(spec, action.explain) if action.explain else ()
-        result = self.runner.apply(spec, action.revision)
+        result = self.runner.apply(spec, action.revision, hosts=action.hosts,
+                                   upstream_failed=action.upstream_failed)
         return Applied(time.time(), action.revision, outcome(spec, result, evidence),
                        jitter=self._rng.random())
 
     def _probe(self, action: ProbeHealth) -> Event:
         spec = self._specs[action.revision]
-        probe = self.runner.probe(spec, action.revision, self.config.health)
-        return HealthProbed(time.time(), action.revision, tuple(spec.hosts), probe.checks, probe.host_errors,
+        probe = self.runner.probe(spec, action.revision, self.config.health, hosts=action.hosts)
+        probed = tuple(h for h in spec.hosts if action.hosts is None or h in action.hosts)
+        return HealthProbed(time.time(), action.revision, probed, probe.checks, probe.host_errors,
                             probe.differing)
 
     # ------------------------------------------------------------------ bookkeeping

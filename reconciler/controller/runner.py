@@ -24,9 +24,10 @@ from reconciler.controller.records import (
     resource_key,
 )
 from reconciler.controller.transports import PooledTransport, TransportPool
-from reconciler.engine import ApplyReport, Engine, HostReport, RunOptions, Status
+from reconciler.engine import ApplyReport, Engine, HostReport, RunOptions, Status, host_dependencies
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Plan
+from reconciler.rollout import RolloutPlan, plan_rollout
 from reconciler.sensitive import REDACTOR, public
 from reconciler.spec import LoadedSpec
 
@@ -67,6 +68,14 @@ def change_records(plan: Plan) -> tuple[ChangeRecord, ...]:
             out.append(ChangeRecord(change["host"], change["address"], change["action"], change["reason"],
                                     fields))
     return tuple(out)
+
+
+def rollout_of(spec: LoadedSpec) -> RolloutPlan | None:
+    """The batches a commit of ``spec`` is rolled out in, when its spec has ``rollout:``
+    (the same as ``reconcile apply`` goes through; reconciler.rollout)."""
+    if spec.rollout is None:
+        return None
+    return plan_rollout(list(spec.hosts), host_dependencies(spec), spec.rollout)
 
 
 def outcome(spec: LoadedSpec, result: RunResult, evidence: Sequence[tuple[str, str]] = ()) -> EngineOutcome:
@@ -113,7 +122,10 @@ def resource_health(spec: LoadedSpec, plan: Plan | None, report: ApplyReport | N
                     pending.discard((h.host, o.change.address))
                 else:
                     failed.add((h.host, o.change.address))
+    planned = {h.host for h in plan.hosts} if plan is not None else set(spec.hosts)
     for host in spec.hosts:
+        if host not in planned:
+            continue  # not in this run (a batch of a rollout): nothing new is known
         states: dict[str, str] = {}
         for entry in spec.entries_for(host):
             key = (host, entry.address)
@@ -134,9 +146,16 @@ class Runner:
         self.pool = pool
         self.lock_timeout = lock_timeout
 
-    def _engine(self, spec: LoadedSpec, revision: str) -> tuple[Engine, dict[str, PooledTransport]]:
+    def _engine(self, spec: LoadedSpec, revision: str, hosts: Sequence[str] | None = None,
+                upstream_failed: Sequence[str] = ()) -> tuple[Engine, dict[str, PooledTransport]]:
         transports = self.pool.for_spec(spec)
-        options = RunOptions(revision=revision[:12], lock_wait=self.lock_timeout)
+        failed: dict[str, set[str]] = {}
+        for key in upstream_failed:
+            host, _, address = key.partition(": ")
+            failed.setdefault(host, set()).add(address)
+        options = RunOptions(revision=revision[:12], lock_wait=self.lock_timeout,
+                             hosts=None if hosts is None else [h for h in spec.hosts if h in hosts],
+                             upstream_failed={h: frozenset(a) for h, a in failed.items()})
         return Engine(spec, options, transports=dict(transports)), transports
 
     @staticmethod
@@ -155,9 +174,11 @@ class Runner:
 
         return bool(failed) and all(host_transient(name, flagged) for name, flagged in failed.items())
 
-    def plan(self, spec: LoadedSpec, revision: str) -> RunResult:
+    def plan(self, spec: LoadedSpec, revision: str, hosts: Sequence[str] | None = None) -> RunResult:
         """Observe and plan without taking host locks or changing anything."""
-        engine, transports = self._engine(spec, revision)
+        if hosts is not None and not any(h in spec.hosts for h in hosts):
+            return RunResult(plan=Plan(spec.path, spec.digest, revision))
+        engine, transports = self._engine(spec, revision, hosts)
         try:
             with engine:
                 plan = engine.plan()
@@ -170,10 +191,16 @@ class Runner:
         return result
 
     def apply(self, spec: LoadedSpec, revision: str,
-              before_apply: Callable[[Plan], None] | None = None) -> RunResult:
+              before_apply: Callable[[Plan], None] | None = None, *, hosts: Sequence[str] | None = None,
+              upstream_failed: Sequence[str] = ()) -> RunResult:
         """Plan under the host locks, then apply when anything differs.
-        ``before_apply`` sees the locked plan first (to record what is about to change)."""
-        engine, transports = self._engine(spec, revision)
+        ``before_apply`` sees the locked plan first (to record what is about to change).
+        ``hosts``: only those (a batch, a rollback of the hosts a rollout changed); hosts
+        the spec does not have are left out, and none left is nothing to do.
+        ``upstream_failed``: ``host: address`` keys earlier batches failed."""
+        if hosts is not None and not any(h in spec.hosts for h in hosts):
+            return RunResult(plan=Plan(spec.path, spec.digest, revision))
+        engine, transports = self._engine(spec, revision, hosts, upstream_failed)
         try:
             with engine:
                 plan = engine.plan(lock=True)
@@ -197,15 +224,18 @@ class Runner:
         return result
 
     # -- health --------------------------------------------------------------------------
-    def probe(self, spec: LoadedSpec, revision: str, config: HealthConfig) -> Probe:
+    def probe(self, spec: LoadedSpec, revision: str, config: HealthConfig,
+              hosts: Sequence[str] | None = None) -> Probe:
         """Plan the revision again (a host that cannot be planned fails its ``converged``
         check; a service that died right after its start differs) and run the configured
-        checks once."""
-        planned = self.plan(spec, revision)
+        checks, and the spec's ``rollout.health.checks``, once; on ``hosts`` only when
+        given (a batch of a rollout)."""
+        wanted = [h for h in spec.hosts if hosts is None or h in hosts]
+        planned = self.plan(spec, revision, wanted if hosts is not None else None)
         host_errors: list[tuple[str, str]] = []
-        hosts = planned.plan.hosts if planned.plan else []
-        for host in spec.hosts:
-            host_plan = next((h for h in hosts if h.host == host), None)
+        plans = planned.plan.hosts if planned.plan else []
+        for host in wanted:
+            host_plan = next((h for h in plans if h.host == host), None)
             if host_plan is None:
                 host_errors.append((host, planned.error or "not planned"))
             elif host_plan.error:
@@ -214,11 +244,16 @@ class Runner:
         checks: list[HealthResult] = []
         transports = self.pool.for_spec(spec)
         for check in config.checks:
-            for host in spec.hosts:
+            for host in wanted:
                 if check.hosts is not None and host not in check.hosts:
                     continue
                 checks.append(self._run_check(transports[host], host, check.name, check.argv(),
                                               check.timeout))
+        for rollout_check in spec.rollout.health.checks if spec.rollout is not None else []:
+            for host in wanted:
+                if rollout_check.hosts is None or host in spec.fleet.targets(rollout_check.hosts):
+                    checks.append(self._run_check(transports[host], host, rollout_check.name,
+                                                  rollout_check.argv(), rollout_check.timeout))
         return Probe(tuple(checks), tuple(host_errors), differing)
 
     def explain(self, spec: LoadedSpec, keys: Sequence[str]) -> tuple[tuple[str, str], ...]:

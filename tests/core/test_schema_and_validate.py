@@ -42,7 +42,8 @@ def test_schema_is_a_json_schema_of_every_kind(capsys: pytest.CaptureFixture[str
     assert schema["type"] == "object"
     assert schema["additionalProperties"] is False
     assert "hosts" in schema["required"]
-    assert set(load_providers()) | {"hosts", "vars", "stack", "adopt"} == set(schema["properties"])
+    assert set(load_providers()) | {"hosts", "vars", "stack", "adopt", "groups", "rollout"} == set(
+        schema["properties"])
 
     defs = schema["$defs"]
     host = defs["HostSpec"]

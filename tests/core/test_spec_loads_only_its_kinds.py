@@ -69,7 +69,8 @@ def test_unknown_key_lists_every_kind(tmp_path: Path) -> None:
     _, with_all = load_spec(str(spec_dir), load_providers())
     assert [str(d) for d in diags.sorted()] == [str(d) for d in with_all.sorted()]
     [error] = diags.errors
-    assert str(error).endswith("filez: unknown field; expected one of hosts, vars, stack, adopt, "
+    assert str(error).endswith("filez: unknown field; expected one of hosts, vars, groups, rollout, stack, "
+                               "adopt, "
                                + ", ".join(load_providers()))
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from reconciler.controller.core import rollout
 from reconciler.controller.core.events import (
     Action,
     Applied,
@@ -312,9 +313,15 @@ def _result(b: _Builder, event: Event) -> None:
         case (Waiting.DEFER_PLAN, Planned()) if _for_run(s, event.revision):
             _deferred_planned(b, event)
         case (Waiting.COMMIT_APPLY, Applied()) if _for_run(s, event.revision):
-            _commit_applied(b, event)
+            if s.run is not None and s.run.rollout is not None:
+                rollout.batch_applied(b, event)
+            else:
+                _commit_applied(b, event)
         case (Waiting.PROBE, HealthProbed()) if _for_run(s, event.revision):
-            _probed(b, event)
+            if s.run is not None and s.run.batch_probe:
+                rollout.batch_probed(b, event)
+            else:
+                _probed(b, event)
         case (Waiting.ROLLBACK, Applied()) if s.run is not None:
             _rolled_back(b, event)
         case (Waiting.DRIFT_PLAN, Planned()) if s.drift_run is not None:
@@ -466,6 +473,9 @@ def _candidate_loaded(b: _Builder, event: RevisionLoaded) -> None:
             b.rule(Rule.COMMIT_OUTSIDE_WINDOW_PLANNED)
             b.set(run=replace(run, window_reason=windows.reason))
             b.wait_for(Waiting.DEFER_PLAN, PlanRevision(sha))
+        elif rollout.starts_rollout(event):
+            assert event.rollout is not None
+            rollout.start(b, run, event.rollout)
         else:
             b.rule(Rule.VALID_COMMIT_APPLIED)
             b.wait_for(Waiting.COMMIT_APPLY, ApplyRevision(sha))
@@ -532,7 +542,7 @@ def _only_drift_failed(o: EngineOutcome, own: frozenset[str]) -> bool:
 def _probe(b: _Builder) -> None:
     run = _run(b)
     b.set(drift=replace(b.state.drift, wanted=None))
-    b.wait_for(Waiting.PROBE, ProbeHealth(run.revision))
+    b.wait_for(Waiting.PROBE, ProbeHealth(run.revision, hosts=run.probe_hosts))
 
 
 def _probed(b: _Builder, event: HealthProbed) -> None:
@@ -644,9 +654,12 @@ def _rollback(b: _Builder, stage: Stage, message: str, rule: Rule) -> None:
         return
     b.rule(rule)
     b.set(run=replace(run, record=record))
+    # A rollout restores the hosts it changed; the others were never touched.
+    hosts = tuple(sorted(run.touched)) if run.rollout is not None else None
     b.emit(Log(LogLevel.WARNING, "rolling back", (("failed", run.revision[:12]), ("to", good.revision[:12]),
-                                                  ("reason", message))))
-    b.wait_for(Waiting.ROLLBACK, ApplyRevision(good.revision))
+                                                  ("reason", message),
+                                                  *((("hosts", list(hosts)),) if hosts is not None else ()))))
+    b.wait_for(Waiting.ROLLBACK, ApplyRevision(good.revision, hosts=hosts))
 
 
 def _rolled_back(b: _Builder, event: Applied) -> None:

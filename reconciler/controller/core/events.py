@@ -18,6 +18,7 @@ from reconciler.controller.records import (
     Stage,
     Trigger,
 )
+from reconciler.rollout import RolloutPlan
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ class RevisionLoaded:
     message: str = ""
     diagnostics: tuple[Mapping[str, Any], ...] = ()
     jitter: float = 0.5
+    rollout: RolloutPlan | None = None
+    """The revision's batches (its spec's ``rollout:``), when it asks for a rolling apply."""
 
 
 @dataclass(frozen=True)
@@ -156,15 +159,24 @@ class PlanRevision:
 @dataclass(frozen=True)
 class ApplyRevision:
     """Apply a loaded revision under the host locks. ``explain``: keys of resources
-    whose change the host should account for first (who or what changed them)."""
+    whose change the host should account for first (who or what changed them).
+    ``hosts``: only these (a batch of a rollout, or the hosts a rollback restores; a
+    host the revision does not have is left out); None: every host. ``upstream_failed``:
+    keys (``host: address``, ``host: *``) that failed in earlier batches, so what
+    depends on them is skipped."""
 
     revision: str
     explain: tuple[str, ...] = ()
+    hosts: tuple[str, ...] | None = None
+    upstream_failed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class ProbeHealth:
+    """Probe the revision's health on ``hosts`` (a batch), or on every host (None)."""
+
     revision: str
+    hosts: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from reconciler.controller.records import (
 )
 from reconciler.controller.windows import WindowDecision
 from reconciler.controller.windows import decide as decide_windows
+from reconciler.rollout import RolloutPlan
 
 MAX_CRASHES = 3
 """A commit whose run the controller died in this many times is quarantined."""
@@ -200,6 +201,16 @@ class CommitRun:
     applied: EngineOutcome | None = None
     verify_until: float = 0.0
     next_probe: float = 0.0
+    # A rolling apply (reconciler.controller.core.rollout): the batches, the one being
+    # applied or probed, whether the probe under way is that batch's, the hosts the
+    # probes check (None: all), the hosts changed or failed so far (what a rollback
+    # restores) and those that failed within max_fail_percentage.
+    rollout: RolloutPlan | None = None
+    batch: int = 0
+    batch_probe: bool = False
+    probe_hosts: tuple[str, ...] | None = None
+    touched: frozenset[str] = frozenset()
+    failed_hosts: tuple[str, ...] = ()
 
     @property
     def verifying(self) -> bool:

@@ -57,6 +57,15 @@ class Rule(StrEnum):
     UNHEALTHY_COMMIT_ROLLS_BACK = "a commit still unhealthy at the end of its grace is rolled back"
     ROLLBACK_RESTORED_LAST_GOOD = "the rollback restored the last good revision; the commit is quarantined"
     ROLLBACK_FAILED = "the rollback failed too: reported as failed"
+    ROLLOUT_STARTED = "a valid commit whose spec rolls out in batches is applied to its first batch"
+    BATCH_APPLIED_PROBED = "an applied batch is probed (its hosts' checks) before the next one starts"
+    BATCH_PROBED_AGAIN = "an unhealthy batch is probed again until its grace ends"
+    BATCH_HEALTHY = "a healthy batch lets the next batch start"
+    BATCH_FAILURES_WITHIN_THRESHOLD = ("hosts of a batch that failed within max_fail_percentage are recorded "
+                                       "and the rollout goes on")
+    BATCH_FAILED_ROLLS_BACK = ("a batch with more failed hosts than max_fail_percentage stops the rollout; "
+                               "the hosts it changed are rolled back")
+    LAST_BATCH_VERIFIED = "after the last batch the commit enters its health grace on every host"
     PROBE_DUE = "the next probe of the health grace is due"
     DRIFT_REQUEST_IN_GRACE_PROBES = "a drift event during a health grace brings the next probe forward"
     DRIFT_REQUEST_DEBOUNCED = "drift events while corrections keep coming are spaced out"
