@@ -1,4 +1,4 @@
-"""Secrets generated on the host and never shown."""
+"""Secrets generated once, kept on the host and never shown."""
 
 from .provider import SecretsProvider
 

@@ -1,4 +1,4 @@
-"""Generated secrets: random values made once on the host, into a 0600 file.
+"""Generated secrets: random values made once by the reconciler and kept on the host, in a 0600 file.
 
 The value is drawn from the operating system's CSPRNG (Python's ``secrets``) when
 it is first made, written straight into its 0600 file through the host agent
@@ -57,7 +57,7 @@ class SecretsProvider(Provider[Secret]):
     order = 15
     provides_secrets = True
     prunable = False
-    description = "Random secrets generated once on the host; use them as ${secret:NAME}."
+    description = "Random secrets generated once, kept on the host, never shown; use them as ${secret:NAME}."
 
     def resource_id(self, resource: Secret) -> str:
         return resource.name
