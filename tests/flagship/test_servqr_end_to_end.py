@@ -1,7 +1,9 @@
 """The flagship: a bare Debian 12 host (systemd, sshd, sudo, python3 and nothing else)
 converged to specs/servqr by one apply, end to end, reached as the user ``deploy``
-who becomes root with sudo (root may not log in over SSH): the spec installs nginx,
-Docker, the PostgreSQL client, nftables, curl and cron itself.
+who becomes root with sudo (root may not log in over SSH), through a bastion (a
+second test host: every SSH login the target accepts comes from the bastion's
+address): the spec installs nginx, Docker, the PostgreSQL client, nftables, curl and
+cron itself.
 
 Every health check of the architecture's Monitoring Points passes (HTTPS through
 nginx to both apps, pg_isready, nginx active); a second plan is empty; one drift of
@@ -22,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from testbed.hosts import TestHost
+from testbed.hosts import HostFactory, TestHost
 from testbed.images import Images
 from testbed.servqr import copy_spec, health_checks, https_from_outside, stage_images, summary
 from tests.support.harness import host_entry, plan_json, reconcile
@@ -52,6 +54,12 @@ def wait_healthy(host: TestHost, timeout: float = 120) -> list[str]:
         time.sleep(3)
 
 
+def logins_on(host: TestHost) -> set[str]:
+    """The source addresses of the SSH logins the host accepted, from its own journal."""
+    out = host.exec("journalctl -u ssh --no-pager -o cat | grep 'Accepted publickey' || true").stdout
+    return {line.split(" from ")[1].split()[0] for line in out.splitlines() if " from " in line}
+
+
 def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -65,8 +73,16 @@ def git(repo: Path, *args: str) -> str:
 
 @pytest.mark.timeout(1500)
 def test_servqr_converges_heals_every_drift_and_follows_git(
-        bare_host: TestHost, testbed_images: Images, tmp_path: Path) -> None:
+        bare_host: TestHost, host_factory: HostFactory, testbed_images: Images, tmp_path: Path) -> None:
     host = bare_host
+    bastion = host_factory("servqr-bastion", ports=())
+    try:
+        run_servqr_end_to_end(host, bastion, testbed_images, tmp_path)
+    finally:
+        bastion.remove()
+
+
+def run_servqr_end_to_end(host: TestHost, bastion: TestHost, testbed_images: Images, tmp_path: Path) -> None:
     assert host.exec(["sh", "-c", "command -v nginx || command -v docker"], check=False).returncode != 0
     stage_images(host, testbed_images)  # the PostgreSQL image, for the Docker the spec installs
     host.add_sudo_user("deploy")
@@ -75,8 +91,15 @@ def test_servqr_converges_heals_every_drift_and_follows_git(
     spec = copy_spec(repo)
     hosts_file = spec / "hosts.yaml"
     data = yaml.safe_load(hosts_file.read_text())
-    data["hosts"]["servqr"] = host_entry(host, connect=host.ssh_url_as("deploy"), become="sudo",
-                                         vars=data["hosts"]["servqr"]["vars"])
+    # Reached as an operator's private hosts are: by the address only the bastion can
+    # route to, jumping through the bastion (its key checked like the target's).
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("\n".join([*bastion.host_key_lines,
+                                      *host.known_hosts_lines(host.container_ip)]) + "\n")
+    data["hosts"]["servqr"] = host_entry(host, connect=f"ssh://deploy@{host.container_ip}:22",
+                                         known_hosts=str(known_hosts),
+                                         proxy_jump=f"ssh://root@127.0.0.1:{bastion.ssh_port}",
+                                         become="sudo", vars=data["hosts"]["servqr"]["vars"])
     hosts_file.write_text(yaml.safe_dump(data, sort_keys=False))
 
     # Plan: everything to create, host untouched; apply converges; health as the seed lists it.
@@ -143,4 +166,5 @@ def test_servqr_converges_heals_every_drift_and_follows_git(
             os.killpg(controller.pid, signal.SIGKILL)
             controller.wait()
         log.close()
+    assert logins_on(host) == {bastion.container_ip}, "a login reached the host without the bastion"
     print(summary(health_checks(host)))
