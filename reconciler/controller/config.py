@@ -399,6 +399,8 @@ class ControllerConfig(BaseModel):
     drift_correction: DriftCorrection = DriftCorrection.WINDOWS
     health: HealthConfig = Field(default_factory=HealthConfig)
     lock_timeout: Duration = 60.0
+    git_timeout: Duration = Field(default=120.0, description="Deadline of one clone or fetch: then its git "
+                                  "processes are killed and the fetch is retried with backoff.")
     history_max_size: Size = Field(default=50 * 1024**2,
                                    description="Bound of history.jsonl and its segments (oldest compacted).")
     history_max_age: Duration = Field(default=90 * 86400.0,
@@ -429,7 +431,7 @@ class ControllerConfig(BaseModel):
             raise ValueError("must be at least 1s")
         return value
 
-    @field_validator("stuck_after")
+    @field_validator("stuck_after", "git_timeout")
     @classmethod
     def _stuck_after(cls, value: float) -> float:
         if value < 1:

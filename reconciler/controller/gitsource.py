@@ -1,6 +1,18 @@
 """The spec repository: a bare clone in the state directory, fetched on demand,
 with one detached worktree per revision the controller applies.
 
+Every command that talks to the remote (the clone and each fetch) has an
+end-to-end deadline (``timeout``, the ``git_timeout`` setting): git runs in a
+process group of its own, and the whole group (git, its ``git-remote-https`` or
+``ssh`` helper) is killed when the deadline passes, so a server that accepts the
+connection and never answers cannot hold the loop. Before that, git is told to give
+up by itself: over HTTP when fewer than ``GIT_HTTP_LOW_SPEED_LIMIT`` bytes a second
+flow for ``GIT_HTTP_LOW_SPEED_TIME`` seconds, over SSH through ``ConnectTimeout``
+and ``ServerAliveInterval`` (in ``GIT_SSH_COMMAND``, unless the environment or the
+git configuration names an SSH command of its own), and never by waiting for a
+password on a terminal. An expired deadline is a transient ``GitSourceError``: the
+core retries the fetch with backoff.
+
 Each revision is checked out into ``worktrees/<sha>`` (``git worktree add
 --detach``), so the applied revision, a candidate and the last good revision
 (for a rollback) exist side by side and a spec's templates always resolve
@@ -13,7 +25,9 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +35,13 @@ import git
 
 from reconciler.errors import ReconcilerError
 from reconciler.sensitive import redact_urls, register_url_credentials, scrub_text
+
+GIT_TIMEOUT = 120.0
+"""The default deadline of one remote git command (the clone, a fetch), in seconds."""
+LOW_SPEED_LIMIT = 1000
+"""Bytes a second under which an HTTP transfer counts as stalled (``GIT_HTTP_LOW_SPEED_LIMIT``)."""
+STDERR_KEPT = 2000
+"""Characters of git's error output kept in a message (its end: where git says why)."""
 
 
 class GitSourceError(ReconcilerError):
@@ -56,6 +77,75 @@ def _stderr(exc: git.GitCommandError) -> str:
     return scrub_text(text.strip().removeprefix("stderr:").strip().strip("'").strip())
 
 
+def remote_env(environ: Mapping[str, str], timeout: float, *, ssh_command: bool = True) -> dict[str, str]:
+    """The environment of a remote git command: git gives up by itself on a stalled
+    HTTP transfer (for ``min(timeout, 30)`` s under ``LOW_SPEED_LIMIT`` bytes a second)
+    and on an SSH server that does not answer (``ConnectTimeout``, and three missed
+    keep-alives 15 s apart), and never prompts for a password. Settings already in
+    ``environ`` win; ``ssh_command`` False leaves SSH to an operator's own
+    ``core.sshCommand`` (``GIT_SSH_COMMAND`` would override it)."""
+    env = dict(environ)
+    stall = str(max(1, int(min(timeout, 30))))
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env.setdefault("GIT_HTTP_LOW_SPEED_LIMIT", str(LOW_SPEED_LIMIT))
+    env.setdefault("GIT_HTTP_LOW_SPEED_TIME", stall)
+    if ssh_command and "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
+        env["GIT_SSH_COMMAND"] = (f"ssh -o BatchMode=yes -o ConnectTimeout={stall} "
+                                  "-o ServerAliveInterval=15 -o ServerAliveCountMax=3")
+    return env
+
+
+def _configured_ssh_command(environ: Mapping[str, str]) -> bool:
+    """Does the git configuration (global or system) name an SSH command of its own?"""
+    try:
+        proc = subprocess.run(["git", "config", "--get", "core.sshCommand"], capture_output=True, text=True,
+                              env=dict(environ), timeout=10, check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0 and bool(proc.stdout.strip())
+
+
+def run_remote(argv: list[str], *, timeout: float, env: Mapping[str, str], cwd: Path | None = None,
+               what: str) -> str:
+    """Run a git command that talks to a remote, with an end-to-end deadline; its stdout.
+
+    git runs in a new session (its own process group), so on expiry the whole group is
+    killed: git and the helpers it started (``git-remote-https``, ``ssh``), which would
+    otherwise keep the connection and the pipes open. Raises a transient
+    ``GitSourceError`` starting with ``what`` on expiry or failure; its text holds git's
+    error output with credentials scrubbed, never the command line."""
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                                start_new_session=True)
+    except OSError as exc:
+        raise GitSourceError(f"{what}: cannot run git: {exc.strerror}", transient=False) from exc
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise GitSourceError(f"{what}: no answer within {timeout:g} s (git_timeout); git was stopped",
+                             transient=True) from None
+    except BaseException:
+        _kill_group(proc)  # interrupted: no git process may outlive the call
+        raise
+    if proc.returncode != 0:
+        text = scrub_text(err.strip())[-STDERR_KEPT:] or f"git exited {proc.returncode}"
+        raise GitSourceError(f"{what}: {text}", transient=True)
+    return out
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    try:
+        proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        # A helper that left the group still holds a pipe: stop waiting for it.
+        proc.kill()
+        proc.wait()
+
+
 def local_git_dir(url: str) -> Path | None:
     """The directory to watch when ``url`` is a repository on this machine: its
     ``.git`` directory, or the repository itself when bare. None for remote URLs."""
@@ -75,13 +165,20 @@ def local_git_dir(url: str) -> Path | None:
 
 
 class GitSource:
-    def __init__(self, url: str, branch: str, repo_dir: Path, worktrees_dir: Path) -> None:
+    """``timeout``: the deadline of each remote command (see the module docstring);
+    ``environ``: the environment git runs in (default: this process's)."""
+
+    def __init__(self, url: str, branch: str, repo_dir: Path, worktrees_dir: Path, *,
+                 timeout: float = GIT_TIMEOUT, environ: Mapping[str, str] | None = None) -> None:
         self.url = str(Path(url).resolve()) if local_git_dir(url) and not url.startswith("file://") else url
         register_url_credentials(self.url)
         self.shown_url = redact_urls(self.url)  # as messages show it: credentials replaced
         self.branch = branch
         self.repo_dir = repo_dir
         self.worktrees_dir = worktrees_dir
+        self.timeout = timeout
+        base = os.environ if environ is None else environ
+        self._env = remote_env(base, timeout, ssh_command=not _configured_ssh_command(base))
         self._repo: git.Repo | None = None
 
     @property
@@ -113,23 +210,26 @@ class GitSource:
         tmp = self.repo_dir.with_name(self.repo_dir.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            git.Repo.clone_from(self.url, tmp, bare=True, single_branch=True, branch=self.branch)
-        except git.GitCommandError as exc:
+            run_remote(["git", "clone", "--quiet", "--bare", "--single-branch", "--branch", self.branch, "--",
+                        self.url, str(tmp)], timeout=self.timeout, env=self._env,
+                       what=f"cannot clone {self.shown_url} (branch {self.branch})")
+        except GitSourceError:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise GitSourceError(f"cannot clone {self.shown_url} (branch {self.branch}): {_stderr(exc)}",
-                                 transient=True) from exc
+            raise
         os.replace(tmp, self.repo_dir)
         return git.Repo(self.repo_dir)
 
     def fetch(self) -> str:
-        """Fetch the branch; returns the sha it points at."""
+        """Fetch the branch (cloning first when there is no clone yet); returns the sha it
+        points at. Raises a transient ``GitSourceError`` when git fails or its deadline passes."""
+        what = f"cannot fetch {self.branch} from {self.shown_url}"
+        run_remote(["git", "-C", str(self.repo.git_dir), "fetch", "--quiet", "--force", "--no-tags", "origin",
+                    f"+refs/heads/{self.branch}:{self.tracking_ref}"], timeout=self.timeout, env=self._env,
+                   what=what)
         try:
-            self.repo.git.fetch("--quiet", "--force", "--no-tags", "origin",
-                                f"+refs/heads/{self.branch}:{self.tracking_ref}")
             sha: str = self.repo.git.rev_parse("--verify", f"{self.tracking_ref}^{{commit}}").strip()
         except git.GitCommandError as exc:
-            raise GitSourceError(f"cannot fetch {self.branch} from {self.shown_url}: {_stderr(exc)}",
-                                 transient=True) from exc
+            raise GitSourceError(f"{what}: {_stderr(exc)}", transient=True) from exc
         return sha
 
     def info(self, sha: str) -> CommitInfo:

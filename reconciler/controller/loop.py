@@ -222,7 +222,8 @@ class Controller:
         self.environ = dict(os.environ if environ is None else environ)
         self.store = StateStore(config.state_path, HistoryLimits(max_bytes=config.history_max_size,
                                                                  max_age=config.history_max_age))
-        self.source = GitSource(config.repo, config.branch, self.store.repo_dir, self.store.worktrees_dir)
+        self.source = GitSource(config.repo, config.branch, self.store.repo_dir, self.store.worktrees_dir,
+                                timeout=config.git_timeout, environ=self.environ)
         self.pool = TransportPool()
         self.runner = Runner(self.pool, lock_timeout=config.lock_timeout)
         self.metrics = metrics or Metrics()
@@ -393,7 +394,8 @@ class Controller:
         while not self._stop.is_set():
             if once and pass_complete(self.state, self.policy, time.time()):
                 failed = self.state.last_error is not None and self.state.last_error != errors_before
-                return 1 if failed or self.state.retry is not None else 0
+                retrying = self.state.retry is not None or self.state.fetch_retry is not None
+                return 1 if failed or retrying else 0
             event = self._next_event()
             if event is None:
                 break
@@ -499,7 +501,7 @@ class Controller:
         try:
             sha = self.source.fetch()
         except GitSourceError as exc:
-            return FetchFailed(time.time(), action.trigger, str(exc))
+            return FetchFailed(time.time(), action.trigger, str(exc), jitter=self._rng.random())
         info = None
         head = self.state.head
         if head is None or head.revision != sha:

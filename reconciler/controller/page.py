@@ -172,6 +172,10 @@ def _revisions(data: PageData) -> str:
         f = s["in_flight"]
         rows.append(("Running", f"{_e(f.get('cause'))} {data.revision(f.get('revision'))} since "
                                 f"{_e(f.get('started_at'))}"))
+    if s.get("fetch_failing"):
+        f = s["fetch_failing"]
+        rows.append(("Fetch failing", f"since {_e(f.get('since'))} ({_e(f.get('attempt'))} in a row): "
+                                      f"{_e(f.get('error'))}"))
     if s.get("retry"):
         r = s["retry"]
         rows.append(("Retrying", f"{data.revision(r.get('revision'))} attempt {_e(r.get('attempt'))}: "

@@ -50,6 +50,10 @@ def render_status(status: ControllerStatus) -> str:
         f = status.in_flight
         lines.append(f"In flight:     {f.cause} {_short(f.revision)} since {f.started_at} "
                      f"(attempt {f.attempts})")
+    if status.fetch_failing:
+        ff = status.fetch_failing
+        lines.append(f"Fetch failing: since {ff.get('since', '?')} ({ff.get('attempt', '?')} in a row): "
+                     f"{ff.get('error', '')}")
     if status.retry:
         r = status.retry
         lines.append(f"Retrying:      {_short(r.revision)} (attempt {r.attempt}): {r.error}")

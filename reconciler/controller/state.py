@@ -105,6 +105,8 @@ class ControllerStatus:
     last_error: ErrorRecord | None = None
     in_flight: InFlight | None = None
     retry: RetryState | None = None
+    fetch_failing: dict[str, Any] | None = None
+    """Fetches failing in a row: attempt, since, next_at (epoch seconds), error."""
     pending: Revision | None = None
     pending_drift: list[dict[str, Any]] = field(default_factory=list)
     last_drift_check: str = ""
@@ -142,6 +144,8 @@ class ControllerStatus:
             last_error=ErrorRecord(**err) if isinstance(err, dict) else None,
             in_flight=InFlight(**flight) if isinstance(flight, dict) else None,
             retry=RetryState(**retry) if isinstance(retry, dict) else None,
+            fetch_failing=dict(fetch_failing) if isinstance(fetch_failing := data.get("fetch_failing"), dict)
+            else None,
             pending=rev("pending"), pending_drift=list(data.get("pending_drift", [])),
             last_drift_check=data.get("last_drift_check", ""),
             quarantined=dict(data.get("quarantined", {})), resources=dict(data.get("resources", {})),

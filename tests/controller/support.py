@@ -291,3 +291,52 @@ class TcpForwarder:
                  for line in host.host_key_lines]
         path.write_text("\n".join(lines) + "\n")
         return path
+
+
+class HangingServer:
+    """A TCP server on 127.0.0.1 that accepts every connection and never answers (a hung
+    git server, HTTP or SSH alike): connections stay open, silent, until ``close``."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._server.getsockname()[1]
+        self.accepted = 0
+        self._conns: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, name="hanging-server", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self._conns.append(conn)  # held open and never written to
+
+    def close(self) -> None:
+        self._server.close()
+        for conn in self._conns:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def __enter__(self) -> HangingServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of this machine's processes that contain ``text`` (from /proc)."""
+    found: list[str] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(cmdline.strip())
+    return found

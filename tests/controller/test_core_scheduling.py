@@ -12,11 +12,14 @@ from reconciler.controller.core import (
     Fetch,
     FetchFailed,
     FetchRequested,
+    FetchRetry,
+    Head,
     LoadOutcome,
     LoadRevision,
     Log,
     Planned,
     PlanRevision,
+    Retry,
     RevisionLoaded,
     Rule,
     Running,
@@ -30,9 +33,13 @@ from reconciler.controller.core import (
     WatchRevision,
     next_wakeup,
     pass_complete,
+    state_from_status,
+    status_from_state,
 )
 from reconciler.controller.records import Cause, Stage, Trigger
+from reconciler.controller.state import ControllerStatus
 from tests.controller.core_support import (
+    INFO,
     POLICY,
     T0,
     A,
@@ -139,12 +146,68 @@ def test_same_head_changes_nothing() -> None:
     assert not [a for a in of(decision, Log) if a.message == "new revision"]
 
 
-def test_failed_fetch_is_counted_and_tried_at_the_next_interval() -> None:
-    failed = FetchFailed(T0, Trigger.INTERVAL, "connection refused")
+def test_failed_fetch_is_counted_and_retried_with_backoff_from_the_interval() -> None:
+    failed = FetchFailed(T0, Trigger.INTERVAL, "no answer within 2 s (git_timeout); git was stopped",
+                         jitter=1.0)
     decision = step(applied_state(waiting=Waiting.FETCH), failed)
     assert Rule.FETCH_FAILED in decision.rules
-    assert CountFailure(Stage.FETCH) in decision.actions and decision.state.next_fetch_at == T0 + 30
+    assert CountFailure(Stage.FETCH) in decision.actions and SaveStatus() in decision.actions
+    assert decision.state.next_fetch_at == T0 + 30  # attempt 1: the interval (full jitter)
+    retry = decision.state.fetch_retry
+    assert retry is not None and (retry.attempt, retry.since) == (1, "2027-01-15T08:00:00Z")
+    assert "git_timeout" in retry.error
     assert decision.state.head is not None and decision.state.head.revision == A
+
+    # Failing again and again: the wait doubles up to backoff_max (300 s), the first
+    # failure's time is kept.
+    waits = []
+    state = decision.state
+    for n in range(2, 7):
+        now = T0 + 1000 * n
+        state = step(replace(state, waiting=Waiting.FETCH), FetchFailed(now, Trigger.INTERVAL, "x",
+                                                                         jitter=1.0)).state
+        assert state.fetch_retry is not None and state.fetch_retry.attempt == n
+        waits.append(state.next_fetch_at - now)
+    assert waits == [60, 120, 240, 300, 300]
+    assert state.fetch_retry is not None and state.fetch_retry.since == "2027-01-15T08:00:00Z"
+
+    # A fetch that works again ends the backoff.
+    ok = step(replace(state, waiting=Waiting.FETCH), fetched(A, now=T0 + 9000))
+    assert ok.state.fetch_retry is None and ok.state.next_fetch_at == T0 + 9000 + 30
+    assert any(a.message == "fetch works again" for a in of(ok, Log))
+
+
+def test_a_due_commit_retry_goes_on_without_a_fetch_while_fetches_fail() -> None:
+    state = replace(applied_state(head=Head(B, "x", INFO)), retry=Retry(B, 1, T0 - 1, "busy"),
+                    fetch_retry=FetchRetry(2, T0 + 50, "hung", "y"), next_fetch_at=T0 + 50)
+    decision = step(state, Tick(T0))
+    assert Rule.RETRY_DUE in decision.rules and Rule.FETCH_DUE not in decision.rules
+    assert effects(decision) == [LoadRevision(B)]
+
+
+def test_a_requested_fetch_is_not_held_by_the_fetch_backoff() -> None:
+    failing = applied_state(fetch_retry=FetchRetry(4, T0 + 240, "hung", "y"), next_fetch_at=T0 + 240)
+    assert effects(step(failing, Tick(T0))) == []  # the backoff holds the timer ...
+    decision = step(failing, FetchRequested(T0, Trigger.WEBHOOK))  # ... not a webhook
+    assert Rule.FETCH_DUE in decision.rules and effects(decision) == [Fetch(Trigger.WEBHOOK)]
+
+
+def test_the_fetch_backoff_outlives_a_restart() -> None:
+    retry = FetchRetry(2, T0 + 60, "no answer within 2 s", "2027-01-15T07:58:00Z")
+    failing = applied_state(fetch_retry=retry)
+    status = status_from_state(failing, ControllerStatus())
+    assert status.fetch_failing == {"attempt": 2, "since": "2027-01-15T07:58:00Z", "next_at": T0 + 60,
+                                    "error": "no answer within 2 s"}
+    restored = state_from_status(ControllerStatus.from_json(status.to_json()))
+    assert restored.fetch_retry == failing.fetch_retry
+    started = step(restored, Started(T0 + 1))
+    assert effects(started) == [LoadRevision(A)]
+    spec_loaded = step(started.state, loaded(A, now=T0 + 1))  # then the start fetches at once, backoff or not
+    assert effects(spec_loaded) == [Fetch(Trigger.STARTUP)]
+    again = step(spec_loaded.state, FetchFailed(T0 + 2, Trigger.STARTUP, "hung", jitter=1.0)).state
+    assert again.fetch_retry is not None
+    assert (again.fetch_retry.attempt, again.fetch_retry.since) == (3, "2027-01-15T07:58:00Z")
+    assert again.next_fetch_at == T0 + 2 + 120
 
 
 def test_nothing_due_means_no_effect_and_a_wakeup_in_the_future() -> None:

@@ -90,6 +90,16 @@ def test_the_page_shows_every_state() -> None:
         'data-result="applied"')
 
 
+def test_a_failing_fetch_is_shown_with_its_error() -> None:
+    error = ("cannot fetch main from https://(sensitive)@git.example.com/ops/servqr.git: no answer within "
+             "120 s (git_timeout); git was stopped")
+    html = page({**STATUS, "fetch_failing": {"attempt": 3, "since": "2027-01-15T07:50:00Z",
+                                             "next_at": NOW + 60, "error": error + HOSTILE}})
+    assert f"<dt>Fetch failing</dt><dd>since 2027-01-15T07:50:00Z (3 in a row): {error}" in html
+    assert HOSTILE not in html
+    assert "Fetch failing" not in page()
+
+
 def test_text_from_commits_is_escaped_and_there_is_no_script() -> None:
     html = page()
     assert HOSTILE not in html and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html

@@ -55,6 +55,7 @@ from reconciler.controller.core.model import (
     DriftRun,
     EngineOutcome,
     Failure,
+    FetchRetry,
     Good,
     Head,
     Policy,
@@ -270,14 +271,16 @@ def _continue(b: _Builder, after_fetch: Trigger | None = None) -> None:
         b.rule(Rule.IDLE)
         return
     # A clock set back must not stall the timers for as long as it jumped.
-    if s.next_fetch_at - b.now > b.policy.interval:
-        b.set(next_fetch_at=b.now + b.policy.interval)
+    fetch_gap = b.policy.interval if s.fetch_retry is None else max(b.policy.interval, b.policy.backoff_max)
+    if s.next_fetch_at - b.now > fetch_gap:
+        b.set(next_fetch_at=b.now + fetch_gap)
     if s.next_drift_at - b.now > b.policy.drift_interval:
         b.set(next_drift_at=b.now + b.policy.drift_interval)
     s = b.state
     if after_fetch is None:
         trigger = s.want_fetch
-        if trigger is None and s.retry is not None and b.now >= s.retry.next_at:
+        if trigger is None and s.retry is not None and b.now >= s.retry.next_at and s.fetch_retry is None:
+            # (While fetches fail, a due retry goes on with the head already fetched.)
             trigger = Trigger.RETRY
         if trigger is None and b.now >= s.next_fetch_at:
             trigger = Trigger.INTERVAL
@@ -298,12 +301,7 @@ def _result(b: _Builder, event: Event) -> None:
         case (Waiting.FETCH, Fetched()):
             _fetched(b, event)
         case (Waiting.FETCH, FetchFailed()):
-            b.rule(Rule.FETCH_FAILED)
-            b.set(waiting=None, next_fetch_at=b.now + b.policy.interval)
-            b.emit(CountFailure(Stage.FETCH),
-                   Log(LogLevel.WARNING, "fetch failed", (("trigger", event.trigger.value),
-                                                          ("error", event.error))))
-            _continue(b, after_fetch=event.trigger)
+            _fetch_failed(b, event)
         case (Waiting.APPLIED_SPEC, RevisionLoaded()):
             _applied_spec_loaded(b, event)
         case (Waiting.SIGNATURE, SignatureChecked()) if _for_run(s, event.revision):
@@ -338,7 +336,10 @@ def _for_run(state: State, revision: str) -> bool:
 
 def _fetched(b: _Builder, event: Fetched) -> None:
     s = b.state
-    b.set(waiting=None, next_fetch_at=b.now + b.policy.interval, applied_load_failed=False)
+    b.set(waiting=None, next_fetch_at=b.now + b.policy.interval, applied_load_failed=False, fetch_retry=None)
+    if s.fetch_retry is not None:
+        b.emit(Log(LogLevel.INFO, "fetch works again", (("failed", s.fetch_retry.attempt),
+                                                         ("since", s.fetch_retry.since))), SaveStatus())
     if s.head is None or s.head.revision != event.revision:
         b.rule(Rule.NEW_REVISION_FETCHED)
         b.set(head=Head(event.revision, b.stamp, event.info))
@@ -347,6 +348,24 @@ def _fetched(b: _Builder, event: Fetched) -> None:
                SaveStatus())
     else:
         b.rule(Rule.SAME_REVISION_FETCHED)
+    _continue(b, after_fetch=event.trigger)
+
+
+def _fetch_failed(b: _Builder, event: FetchFailed) -> None:
+    """A fetch that failed is retried with backoff, starting at the interval: a git server
+    that hangs until the deadline then holds the loop for ever less of its time."""
+    s = b.state
+    b.rule(Rule.FETCH_FAILED)
+    previous = s.fetch_retry
+    attempt = previous.attempt + 1 if previous is not None else 1
+    p = b.policy
+    delay = backoff_step(attempt, p.interval, max(p.backoff_max, p.interval), event.jitter)
+    since = previous.since if previous is not None else b.stamp
+    retry = FetchRetry(attempt, b.now + delay, event.error, since)
+    b.set(waiting=None, next_fetch_at=b.now + delay, fetch_retry=retry)
+    b.emit(CountFailure(Stage.FETCH), SaveStatus(),
+           Log(LogLevel.WARNING, "fetch failed", (("trigger", event.trigger.value), ("error", event.error),
+                                                  ("attempt", attempt), ("retry_in", round(delay, 1)))))
     _continue(b, after_fetch=event.trigger)
 
 

@@ -61,9 +61,12 @@ class Fetched:
 
 @dataclass(frozen=True)
 class FetchFailed:
+    """git failed, or its deadline passed (a server that accepts and never answers)."""
+
     now: float
     trigger: Trigger
     error: str
+    jitter: float = 0.5
 
 
 @dataclass(frozen=True)

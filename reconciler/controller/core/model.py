@@ -136,6 +136,17 @@ class Retry:
 
 
 @dataclass(frozen=True)
+class FetchRetry:
+    """Fetches failing in a row (git failed, or its deadline passed): the next one waits
+    for its backoff. ``since``: when the first of them failed."""
+
+    attempt: int
+    next_at: float
+    error: str
+    since: str
+
+
+@dataclass(frozen=True)
 class Deferred:
     """A commit planned and reported but held by the sync windows."""
 
@@ -256,6 +267,7 @@ class State:
     last_error: Failure | None = None
     in_flight: Running | None = None
     retry: Retry | None = None
+    fetch_retry: FetchRetry | None = None
     deferred: Deferred | None = None
     quarantined: tuple[tuple[str, str], ...] = ()
     """(revision, reason), oldest first."""

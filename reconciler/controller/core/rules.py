@@ -21,7 +21,8 @@ class Rule(StrEnum):
     FETCH_HELD_WHILE_BUSY = "a fetch requested during a run is held until the run ends"
     NEW_REVISION_FETCHED = "a new head is recorded"
     SAME_REVISION_FETCHED = "the head did not move"
-    FETCH_FAILED = "a failed fetch is counted and retried at the next interval"
+    FETCH_FAILED = ("a failed fetch (git failed or its deadline passed) is counted and retried with backoff: "
+                    "the interval, doubling up to backoff_max")
     HEAD_ALREADY_APPLIED = "the head is the applied revision: nothing to do"
     HEAD_APPLIED_CLEARS_RETRY = "the head is applied: a stale retry or deferral is dropped"
     HEAD_APPLIED_LOADS_SPEC = "the head is applied but its spec is not loaded: load it"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from reconciler.controller.core.model import (
     QUARANTINE_KEEP,
@@ -12,6 +12,7 @@ from reconciler.controller.core.model import (
     Deferred,
     DriftState,
     Failure,
+    FetchRetry,
     Good,
     Head,
     Retry,
@@ -55,6 +56,7 @@ def state_from_status(status: ControllerStatus) -> State:
         in_flight=Running(flight.revision, _enum(Cause, flight.cause, Cause.COMMIT), flight.started_at,
                           flight.attempts) if flight else None,
         retry=Retry(retry.revision, retry.attempt, float(retry.next_at), retry.error) if retry else None,
+        fetch_retry=_fetch_retry(status.fetch_failing),
         deferred=Deferred(pending.revision, pending.at, Summary.from_json(pending.summary), pending.message)
         if pending else None,
         quarantined=tuple(status.quarantined.items())[-QUARANTINE_KEEP:],
@@ -85,6 +87,8 @@ def status_from_state(state: State, base: ControllerStatus) -> ControllerStatus:
         if e else None,
         in_flight=InFlight(f.revision, f.cause.value, f.started_at, f.attempts) if f else None,
         retry=RetryState(r.revision, r.attempt, r.next_at, r.error) if r else None,
+        fetch_failing={"attempt": fr.attempt, "since": fr.since, "next_at": fr.next_at, "error": fr.error}
+        if (fr := state.fetch_retry) is not None else None,
         pending=Revision(p.revision, at=p.at, summary=p.summary.to_json(), result=Result.DEFERRED.value,
                          message=p.message) if p else None,
         pending_drift=[c.to_json() for c in state.drift.pending],
@@ -97,6 +101,18 @@ def status_from_state(state: State, base: ControllerStatus) -> ControllerStatus:
                    "until": utc_text(run.verify_until)}
         if run is not None and run.verifying else None,
     )
+
+
+def _fetch_retry(data: dict[str, Any] | None) -> FetchRetry | None:
+    """Fetches failing in a row as ``status.json`` keeps them (a backoff that outlives a
+    restart, and the time of the first failure); None when absent or unreadable."""
+    if not data:
+        return None
+    try:
+        return FetchRetry(int(data["attempt"]), float(data["next_at"]), str(data.get("error", "")),
+                          str(data.get("since", "")))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _enum(cls: type[E], value: str, default: E) -> E:
