@@ -37,7 +37,7 @@ from reconciler.interpolate import PublishedRef, parse_published, references, wa
 from reconciler.inventory import LEGACY, Inventory
 from reconciler.logs import get_logger
 from reconciler.plan import Action, Change, FieldChange, Handover, HostPlan, Plan, Reason
-from reconciler.provider import ApplyItem, HostContext, Provider, Resource, State, load_providers
+from reconciler.provider import ApplyItem, HostContext, JobResult, Provider, Resource, State, load_providers
 from reconciler.report import ApplyReport, BatchOutcome, ChangeOutcome, HostReport, RolloutReport, Status
 from reconciler.rollout import (
     BatchChecks,
@@ -1155,6 +1155,30 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def job_results(self) -> dict[str, list[JobResult]]:
+        """Per host of the last ``plan``, the scheduled jobs' last results its providers
+        report (``Provider.job_results``) from what that plan observed of the spec's
+        resources on the host (after an ``apply``, as it observed them last). A host
+        that could not be observed reports nothing; a provider that raises (a bug)
+        reports nothing for that resource, and the others go on."""
+        out: dict[str, list[JobResult]] = {}
+        for name, session in self.sessions.items():
+            if session.plan.error:
+                continue
+            found: list[JobResult] = []
+            for e in self.spec.entries_for(name):
+                provider = session.providers.get(e.kind)
+                state = session.observed.get(e.kind, {}).get(e.id)
+                if provider is None or state is None:
+                    continue
+                try:
+                    found.extend(provider.job_results(e.id, state))
+                except Exception as exc:
+                    log.error("job results unreadable", host=name, address=e.address, error=_explain(exc))
+            if found:
+                out[name] = found
+        return out
 
     def commands_run(self) -> dict[str, int]:
         return {name: t.commands_run for name, t in self._transports.items()}

@@ -4,10 +4,10 @@ A provider MUST define ``kind``, ``model``, ``resource_id``, ``desired``,
 ``observe`` and ``apply``; it MAY override ``validate``, ``requires``,
 ``prerequisites``, ``compare``, ``action_for``, ``begin``, ``finish``,
 ``unmanaged``, ``secret_values``, ``release_reason``, ``published`` (with
-``published_fields``) and ``refusal``, and declare ``text_fields`` (with
-``desired_text`` and ``text_path``) and ``internal_fields`` so plans show texts
-as diffs and bookkeeping fields in words. Providers return data and raise
-``ApplyError`` / ``CommandFailed``; they never print.
+``published_fields``), ``refusal`` and ``job_results``, and declare
+``text_fields`` (with ``desired_text`` and ``text_path``) and ``internal_fields``
+so plans show texts as diffs and bookkeeping fields in words. Providers return
+data and raise ``ApplyError`` / ``CommandFailed``; they never print.
 
 The engine calls, per host:
 1. ``observe(ctx, ids)`` for every id in the spec and every id other kinds name as
@@ -30,6 +30,14 @@ The engine calls, per host:
    change only), then ``finish``; then ``observe`` again for the applied ids; a
    resource that still differs is a failure.
 
+Scheduled jobs: a kind whose resources run work on the host on their own schedule
+(a backup's cron job, its offsite copies and restore drills) and record how each
+run ended MAY report those results through ``job_results(rid, state)``, from the
+state ``observe`` returned (no extra host call). The GitOps controller asks every
+time it observes hosts (each apply and each drift check) and records each result
+it has not seen before in its history, metrics and notifications (see
+docs/plugins.md, "Scheduled jobs"); ``reconcile plan`` and ``apply`` ignore them.
+
 ``observe`` calls of all kinds run in parallel threads and their requests to the
 host are merged into batches (``reconciler.transport.coalesce``), so a provider
 just calls its transport; it should make few calls in a row (each is a round).
@@ -41,6 +49,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -146,6 +155,36 @@ class Issue:
     path: tuple[str | int, ...]
     message: str
     warning: bool = False
+
+
+class JobOutcome(StrEnum):
+    """How one run of a scheduled host job ended."""
+
+    OK = "ok"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """The last recorded run of one scheduled job of one resource on a host.
+
+    ``address``: the resource (``kind:id``). ``job``: which of its jobs, a short
+    stable name (``backup``, ``offsite:TARGET``, ``drill``); with the address it
+    names the job, so a result is new when its ``finished_at`` (Unix seconds,
+    when the run ended, as the host recorded it) is later than the last one seen.
+    ``detail``: one short line for people (why it failed), never a secret.
+    ``artefact``: what the run produced or used (a backup file's name), or ""."""
+
+    address: str
+    job: str
+    result: JobOutcome
+    finished_at: float
+    detail: str = ""
+    artefact: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.result is JobOutcome.OK
 
 
 @dataclass
@@ -303,6 +342,14 @@ class Provider(Generic[R]):
         """The ``published_fields`` of one observed resource that exist (``state`` as
         ``observe`` returned it; None when absent)."""
         return {}
+
+    def job_results(self, rid: str, state: State) -> list[JobResult]:
+        """The last recorded run of each scheduled job of the observed resource ``rid``
+        (``state`` as ``observe`` returned it, never None), newest known result per
+        job; a job that never ran is left out. Pure: read from ``state`` only. The
+        ``detail`` and ``artefact`` reach history, notifications and logs, so they
+        must hold no secret. Default: none."""
+        return []
 
     def secret_values(self, observed: Mapping[str, State | None]) -> dict[str, Sensitive]:
         """For providers with ``provides_secrets``: secret name -> value, from observed state."""

@@ -29,7 +29,7 @@ from typing import Any
 
 from reconciler.errors import ApplyError
 from reconciler.plan import Action
-from reconciler.provider import ApplyItem, HostContext, Issue, Prerequisite, Provider, State
+from reconciler.provider import ApplyItem, HostContext, Issue, JobResult, Prerequisite, Provider, State
 
 from ..common.checks import check_account, check_path
 from ..common.cronjob import (
@@ -404,9 +404,17 @@ class BackupsProvider(Provider[Backup]):
 
     def text_path(self, rid: str, field_name: str, actual: State) -> str | None:
         return job_for(rid).text_path(field_name)
+
     def published(self, rid: str, state: State | None) -> dict[str, str]:
         key = (state or {}).get("public_key")
         return {"public_key": key} if isinstance(key, str) and key else {}
+
+    def job_results(self, rid: str, state: State) -> list[JobResult]:
+        """The last backup (job ``backup``), offsite copy per target (``offsite:TARGET``)
+        and restore drill (``drill``) the host recorded (``status.job_results``)."""
+        from .status import job_results  # status.py imports this module
+
+        return job_results(f"{self.kind}:{rid}", state)
 
     def apply(self, ctx: HostContext, item: ApplyItem) -> None:
         job = job_for(item.change.id)

@@ -4,8 +4,9 @@ The host's script records each attempt in ``/var/lib/reconciler/backups/NAME.WHA
 the provider's observation carries them as ``last_backup``, ``last_offsite``
 (target -> attempt) and ``last_drill``. This module turns one observed state into
 ``BackupStatus`` for anything that shows it: ``reconcile backup status``, and the
-controller's history or metrics (``status_of(state)`` on the state its engine
-already observed; ``read_status(transport, names)`` to ask a host directly).
+controller's history, metrics and notifications (``job_results(address, state)``,
+what ``BackupsProvider.job_results`` reports, on the state its engine already
+observed; ``read_status(transport, names)`` to ask a host directly).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.provider import State
+from reconciler.provider import JobOutcome, JobResult, State
 from reconciler.transport.base import Transport
 
 from .provider import OBSERVE_SH, parse_observation
@@ -87,6 +88,28 @@ def status_of(state: State | None) -> BackupStatus:
     offsite = state.get("last_offsite") or {}
     return BackupStatus(_attempt(state.get("last_backup")), _attempt(state.get("last_drill")),
                         {k: a for k, v in sorted(offsite.items()) if (a := _attempt(v)) is not None})
+
+
+DETAIL_MAX = 300
+"""Characters of an attempt's message a job result carries (the status file keeps more)."""
+
+
+def job_results(address: str, state: State | None) -> list[JobResult]:
+    """The recorded attempts of one observed backup as the provider contract's job
+    results: ``backup``, ``offsite:TARGET`` per target, ``drill``. An attempt without
+    a readable time cannot be told from the one before it, so it is left out."""
+    status = status_of(state)
+    jobs = [("backup", status.last_backup),
+            *((f"offsite:{name}", a) for name, a in status.last_offsite.items()),
+            ("drill", status.last_drill)]
+    out: list[JobResult] = []
+    for job, attempt in jobs:
+        if attempt is None or attempt.time is None:
+            continue
+        detail = "" if attempt.ok else " ".join(attempt.message.split())[:DETAIL_MAX]
+        out.append(JobResult(address, job, JobOutcome.OK if attempt.ok else JobOutcome.FAILED,
+                             float(attempt.time), detail, attempt.file))
+    return out
 
 
 def read_status(transport: Transport, names: Sequence[str]) -> dict[str, BackupStatus]:

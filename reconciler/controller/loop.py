@@ -74,6 +74,7 @@ from reconciler.controller.core import (
     CheckSignature,
     Cleanup,
     CountFailure,
+    CountJob,
     CountRun,
     Decision,
     DriftRequested,
@@ -93,6 +94,7 @@ from reconciler.controller.core import (
     Policy,
     ProbeHealth,
     PublishApplied,
+    RecordJob,
     RecordRun,
     RevisionLoaded,
     SaveStatus,
@@ -466,8 +468,15 @@ class Controller:
             case RecordRun():
                 self.store.append_history(action.record.to_json(), keep=self._revisions_in_use())
                 self._page_history = self.store.read_history(self.config.status_page.history)
+            case RecordJob():
+                self.store.append_history(action.job.history_entry(action.time, action.revision),
+                                          keep=self._revisions_in_use())
+                self._page_history = self.store.read_history(self.config.status_page.history)
             case CountRun():
                 self._count_run(action)
+            case CountJob():
+                self.metrics.job_results.labels(action.job.host, action.job.job, action.job.address,
+                                                action.job.result.value).inc()
             case CountFailure():
                 self.metrics.failures.labels(action.stage.value).inc()
             case PublishApplied():
@@ -564,7 +573,7 @@ class Controller:
         probe = self.runner.probe(spec, action.revision, self.config.health, hosts=action.hosts)
         probed = tuple(h for h in spec.hosts if action.hosts is None or h in action.hosts)
         return HealthProbed(time.time(), action.revision, probed, probe.checks, probe.host_errors,
-                            probe.differing)
+                            probe.differing, probe.jobs)
 
     # ------------------------------------------------------------------ bookkeeping
     def _revisions_in_use(self) -> set[str]:
@@ -582,6 +591,7 @@ class Controller:
         self.metrics.quarantined.set(len(status.quarantined))
         self.metrics.pending_drift.set(len(status.pending_drift))
         self.metrics.hosts(host_views(self._snapshot, self._page_history))
+        self.metrics.jobs(self.state.jobs)
 
     def _page_data(self) -> PageData:
         """For the status page (HTTP thread): the snapshot and history tail the loop

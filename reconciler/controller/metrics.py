@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from reconciler.controller.hostview import HostView
+from reconciler.controller.records import JobRecord
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 RESOURCE_STATES = ("ok", "differs", "failed", "unknown")
@@ -67,6 +68,19 @@ class Metrics:
                                   "1, labelled with the revision last applied to the host.",
                                   ["host", "revision"], registry=self.registry)
         self._host_series: set[tuple[str, tuple[str, ...]]] = set()
+        self.job_results = Counter("reconciler_controller_job_results",
+                                   "New results of scheduled host jobs (backups, offsite copies, restore "
+                                   "drills) the controller found, by result (ok, failed).",
+                                   ["host", "job", "resource", "result"], registry=self.registry)
+        self.job_last_result = Gauge("reconciler_controller_job_last_result",
+                                     "1 when the last run of a scheduled host job succeeded, 0 when it "
+                                     "failed.",
+                                     ["host", "job", "resource"], registry=self.registry)
+        self.job_last_finished = Gauge("reconciler_controller_job_last_finished_timestamp_seconds",
+                                       "When the last run of a scheduled host job ended (Unix time, "
+                                       "host clock).",
+                                       ["host", "job", "resource"], registry=self.registry)
+        self._job_series: set[tuple[str, str, str]] = set()
 
     def applied(self, revision: str, branch: str, at: float | None = None) -> None:
         self.last_applied.info({"revision": revision, "branch": branch})
@@ -96,6 +110,20 @@ class Metrics:
         for name, labels in self._host_series - series:
             gauges[name].remove(*labels)
         self._host_series = series
+
+    def jobs(self, last: Iterable[JobRecord]) -> None:
+        """Set the per-job series from the last result seen of each job (kept in the
+        status, so they are back after a restart); jobs no longer seen are removed."""
+        series: set[tuple[str, str, str]] = set()
+        for job in last:
+            labels = (job.host, job.job, job.address)
+            self.job_last_result.labels(*labels).set(1 if job.ok else 0)
+            self.job_last_finished.labels(*labels).set(job.finished_at)
+            series.add(labels)
+        for labels in self._job_series - series:
+            self.job_last_result.remove(*labels)
+            self.job_last_finished.remove(*labels)
+        self._job_series = series
 
     def render(self) -> bytes:
         data: bytes = generate_latest(self.registry)

@@ -2,7 +2,8 @@
 
 The decision core emits a ``Notice`` when something worth telling happened (a commit
 applied, refused, deferred, rolled back or failed; drift corrected, detected or not
-corrected; the controller restarted after a crash, crash-looping or stuck) and a
+corrected; the controller restarted after a crash, crash-looping or stuck; a
+scheduled job on a host failed or succeeded again after a failure) and a
 commit status for each commit it runs (``pending`` when the run starts, ``success``
 or ``failure`` when it ends). Both are pure data built from the run's record; the
 runner hands them to the delivery queues (``notifications/``), which never block
@@ -37,6 +38,8 @@ class NoticeKind(StrEnum):
     CONTROLLER_CRASH_LOOP = "controller-crash-loop"  # it died on one commit too often: quarantined
     CONTROLLER_STUCK = "controller-stuck"        # a run is busy far too long, or the loop stopped turning
     CONTROLLER_ERROR = "controller-error"        # a bug in a step; it pauses and goes on
+    JOB_FAILED = "job-failed"                    # a scheduled host job (backup, offsite copy, drill) failed
+    JOB_RECOVERED = "job-recovered"              # a scheduled host job succeeded after a failure
 
     @property
     def severity(self) -> Severity:
@@ -68,6 +71,8 @@ _SEVERITY = {
     NoticeKind.CONTROLLER_CRASH_LOOP: Severity.ERROR,
     NoticeKind.CONTROLLER_STUCK: Severity.ERROR,
     NoticeKind.CONTROLLER_ERROR: Severity.ERROR,
+    NoticeKind.JOB_FAILED: Severity.ERROR,
+    NoticeKind.JOB_RECOVERED: Severity.SUCCESS,
 }
 _REPEATING = frozenset({NoticeKind.DRIFT_CORRECTED, NoticeKind.DRIFT_DETECTED, NoticeKind.DRIFT_NOT_CORRECTED,
                         NoticeKind.CONTROLLER_RESTARTED, NoticeKind.CONTROLLER_STUCK,
@@ -80,7 +85,9 @@ class Notice:
     error as recorded (spec errors with file:line), possibly several lines.
     ``hosts``: the hosts it concerns (those changed, else every host the controller
     manages). ``resources``: ``host: address`` of what was corrected, restored or
-    found drifted. ``rollback_to``: the revision a rollback restored."""
+    found drifted. ``rollback_to``: the revision a rollback restored. ``job``: for a
+    scheduled host job, its name (``drill``, ``backup``, ``offsite:TARGET``); its
+    host is ``hosts``, its resource ``resources`` and ``time`` when it finished."""
 
     kind: NoticeKind
     time: str
@@ -93,6 +100,7 @@ class Notice:
     trigger: Trigger | None = None
     rollback_to: str = ""
     resources: tuple[str, ...] = ()
+    job: str = ""
 
     @property
     def severity(self) -> Severity:
@@ -113,6 +121,8 @@ class Notice:
             out["rollback_to"] = self.rollback_to
         if self.resources:
             out["resources"] = list(self.resources)
+        if self.job:
+            out["job"] = self.job
         return out
 
 

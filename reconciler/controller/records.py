@@ -12,6 +12,9 @@ page) should match on. docs/controller-internals.md lists them with their meanin
 * ``Stage``: where a run failed; also the ``stage`` label of the failures metric and
   ``last_error.cause`` in the status.
 * ``RunRecord``: one history entry (``to_json`` is the stored form).
+* ``JobRecord``: the result of a scheduled job a host ran (a backup, an offsite
+  copy, a restore drill), as a provider reported it; its history entry has cause
+  ``job`` and trigger ``host-job``.
 
 Everything here is frozen data; values pass through ``public`` (secrets redacted)
 before they are built, so a record never holds a secret.
@@ -25,12 +28,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from reconciler.provider import JobOutcome, JobResult
 from reconciler.sensitive import REDACTOR
 
 
 class Cause(StrEnum):
     COMMIT = "commit"  # an intended change: a new revision of the spec
     DRIFT = "drift"    # the hosts moved away from the applied revision
+    JOB = "job"        # a scheduled job on a host (backup, offsite copy, restore drill) ended
 
 
 class Result(StrEnum):
@@ -64,6 +69,7 @@ class Trigger(StrEnum):
     DOCKER_EVENT = "docker-event"
     SERVICE_EVENT = "service-event"
     HEALTH_PROBE = "health-probe"  # drift found by a probe in a commit's health grace
+    HOST_JOB = "host-job"  # a scheduled job's result, found when the controller observed the host
 
 
 class Stage(StrEnum):
@@ -144,6 +150,80 @@ class ChangeRecord:
 
 def resource_key(host: str, address: str) -> str:
     return f"{host}: {address}"
+
+
+def intent_of(cause: Cause) -> str:
+    """The ``intent`` of a history entry, in words."""
+    return {Cause.COMMIT: "intended change", Cause.DRIFT: "drift correction"}.get(cause, "scheduled job")
+
+
+JOB_DETAIL_MAX = 300
+"""Characters of a job's detail kept (history, status, notices)."""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """The last run of one scheduled job on a host (``Provider.job_results``, with the
+    host): ``host``, ``address`` and ``job`` name the job; ``finished_at`` (Unix
+    seconds, as the host recorded it) tells one run from the next. ``detail`` (why
+    it failed) and ``artefact`` (the backup file) pass through the redactor here."""
+
+    host: str
+    address: str
+    job: str
+    result: JobOutcome
+    finished_at: float
+    detail: str = ""
+    artefact: str = ""
+
+    @classmethod
+    def of(cls, host: str, found: JobResult) -> JobRecord:
+        detail = REDACTOR.scrub(" ".join(found.detail.split()))[:JOB_DETAIL_MAX]
+        return cls(host, found.address, found.job, found.result, float(found.finished_at), detail,
+                   REDACTOR.scrub(found.artefact)[:JOB_DETAIL_MAX])
+
+    @property
+    def ok(self) -> bool:
+        return self.result is JobOutcome.OK
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(host, address, job): one job; its newest result replaces the one before."""
+        return (self.host, self.address, self.job)
+
+    @property
+    def summary(self) -> str:
+        """``drill failed on web: backups:appdb (checksum mismatch)``: one line for people."""
+        text = f"{self.job} {self.result.value} on {self.host}: {self.address}"
+        return text + (f" ({self.detail})" if self.detail else "")
+
+    def to_json(self) -> dict[str, Any]:
+        """The form ``status.json`` keeps (``jobs``: the last result seen per job)."""
+        out: dict[str, Any] = {"host": self.host, "address": self.address, "job": self.job,
+                               "result": self.result.value, "finished_at": self.finished_at}
+        if self.detail:
+            out["detail"] = self.detail
+        if self.artefact:
+            out["artefact"] = self.artefact
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JobRecord:
+        result = JobOutcome.OK if data.get("result") == JobOutcome.OK.value else JobOutcome.FAILED
+        return cls(str(data["host"]), str(data["address"]), str(data["job"]), result,
+                   float(data["finished_at"]), str(data.get("detail", "")), str(data.get("artefact", "")))
+
+    def history_entry(self, time: str, revision: str) -> dict[str, Any]:
+        """The history entry: seen at ``time`` by the controller, which had ``revision`` applied."""
+        out: dict[str, Any] = {"time": time, "cause": Cause.JOB.value, "intent": intent_of(Cause.JOB),
+                               "revision": revision, "trigger": Trigger.HOST_JOB.value,
+                               "result": self.result.value, "host": self.host, "address": self.address,
+                               "job": self.job, "finished_at": utc_text(self.finished_at)}
+        if self.detail:
+            out["detail"] = self.detail
+        if self.artefact:
+            out["artefact"] = self.artefact
+        return out
 
 
 @dataclass(frozen=True)
@@ -258,7 +338,7 @@ class RunRecord:
 
     @property
     def intent(self) -> str:
-        return "intended change" if self.cause is Cause.COMMIT else "drift correction"
+        return intent_of(self.cause)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"time": self.time, "cause": self.cause.value, "intent": self.intent,

@@ -20,6 +20,7 @@ from reconciler.controller.records import (
     ChangeRecord,
     FieldRecord,
     HealthResult,
+    JobRecord,
     Summary,
     resource_key,
 )
@@ -42,6 +43,8 @@ class RunResult:
     report: ApplyReport | None = None
     error: str = ""
     transient: bool = False
+    jobs: tuple[JobRecord, ...] = ()
+    """The scheduled host jobs' last results, from what this run observed."""
 
     @property
     def ok(self) -> bool:
@@ -93,7 +96,7 @@ def outcome(spec: LoadedSpec, result: RunResult, evidence: Sequence[tuple[str, s
         summary=Summary.from_json(plan.summary()) if plan is not None else None,
         changes=change_records(plan) if plan is not None else (),
         resources=resource_health(spec, plan, result.report), failed=tuple(failed),
-        evidence=tuple(evidence))
+        evidence=tuple(evidence), jobs=result.jobs)
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ class Probe:
     checks: tuple[HealthResult, ...]
     host_errors: tuple[tuple[str, str], ...]
     differing: tuple[ChangeRecord, ...]
+    jobs: tuple[JobRecord, ...] = ()
 
 
 def resource_health(spec: LoadedSpec, plan: Plan | None, report: ApplyReport | None = None) -> dict[
@@ -184,7 +188,7 @@ class Runner:
                 plan = engine.plan()
         except ReconcilerError as exc:
             return RunResult(error=REDACTOR.scrub(str(exc)))
-        result = RunResult(plan=plan)
+        result = RunResult(plan=plan, jobs=job_records(engine))
         if plan.has_errors:
             result.error = _host_errors(plan)
             result.transient = self._transient(_plan_failures(plan), transports)
@@ -204,7 +208,7 @@ class Runner:
         try:
             with engine:
                 plan = engine.plan(lock=True)
-                result = RunResult(plan=plan)
+                result = RunResult(plan=plan, jobs=job_records(engine))
                 if plan.has_errors:
                     result.error = _host_errors(plan)
                     result.transient = self._transient(_plan_failures(plan), transports)
@@ -217,6 +221,7 @@ class Runner:
         except ReconcilerError as exc:
             return RunResult(error=REDACTOR.scrub(str(exc)))
         result.report = report
+        result.jobs = job_records(engine)
         if not report.ok:
             result.error = _report_errors(report)
             failed = {h.host: _host_failure_transient(h) for h in report.hosts if not h.ok}
@@ -254,7 +259,7 @@ class Runner:
                 if rollout_check.hosts is None or host in spec.fleet.targets(rollout_check.hosts):
                     checks.append(self._run_check(transports[host], host, rollout_check.name,
                                                   rollout_check.argv(), rollout_check.timeout))
-        return Probe(tuple(checks), tuple(host_errors), differing)
+        return Probe(tuple(checks), tuple(host_errors), differing, planned.jobs)
 
     def explain(self, spec: LoadedSpec, keys: Sequence[str]) -> tuple[tuple[str, str], ...]:
         """What the hosts can tell about who or what last changed these resources
@@ -291,6 +296,13 @@ class Runner:
         detail = (proc.err.strip() or proc.out.strip())[-400:]
         message = f"`{' '.join(argv)}` exited {proc.exit_code}" + (f": {detail}" if detail else "")
         return HealthResult(host, name, False, REDACTOR.scrub(message))
+
+
+def job_records(engine: Engine) -> tuple[JobRecord, ...]:
+    """The scheduled host jobs' last results the engine's providers report from what it
+    observed (``Engine.job_results``), as the controller records them."""
+    return tuple(JobRecord.of(host, found) for host, results in engine.job_results().items()
+                 for found in results)
 
 
 def _plan_failures(plan: Plan) -> dict[str, bool]:

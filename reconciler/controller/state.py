@@ -116,6 +116,9 @@ class ControllerStatus:
     applied_changes: list[str] = field(default_factory=list)
     """``host: address`` of what the applied commit changed (drift of these is contested)."""
     contested: list[dict[str, Any]] = field(default_factory=list)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    """The last result seen of each scheduled host job (``JobRecord.to_json``): host,
+    address, job, result, finished_at (Unix seconds), detail, artefact."""
     verifying: dict[str, str] | None = None
     """The commit in its health grace: revision, since, until."""
     history: dict[str, Any] = field(default_factory=dict)
@@ -152,6 +155,7 @@ class ControllerStatus:
             health=list(data.get("health", [])),
             applied_changes=[str(k) for k in data.get("applied_changes", [])],
             contested=list(data.get("contested", [])),
+            jobs=[j for j in data.get("jobs", []) if isinstance(j, dict)],
             verifying=dict(data["verifying"]) if isinstance(data.get("verifying"), dict) else None,
             history=dict(data.get("history", {})),
         )

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from reconciler.controller.core import rollout
+from reconciler.controller.core import jobs, rollout
 from reconciler.controller.core.events import (
     Action,
     Applied,
@@ -73,6 +73,7 @@ from reconciler.controller.records import (
     ChangeRecord,
     Contested,
     HealthResult,
+    JobRecord,
     Result,
     Rollback,
     RunRecord,
@@ -118,6 +119,10 @@ class _Builder:
 def decide(state: State, event: Event, policy: Policy) -> Decision:
     """The next state and the actions to perform for ``event`` (pure)."""
     b = _Builder(state, policy, event.now)
+    if isinstance(event, Planned | Applied):
+        _job_results(b, event.revision, event.outcome.jobs)
+    elif isinstance(event, HealthProbed):
+        _job_results(b, event.revision, event.jobs)
     match event:
         case Started():
             _started(b)
@@ -134,6 +139,27 @@ def decide(state: State, event: Event, policy: Policy) -> Decision:
         case _:
             _result(b, event)
     return b.decision()
+
+
+def _job_results(b: _Builder, revision: str, found: tuple[JobRecord, ...]) -> None:
+    """Before the result itself is acted on (its effect must stay the last action):
+    each scheduled job's result not seen before is recorded, counted and told, and
+    remembered in the status; whoever waits for this result or not."""
+    if not found:
+        return
+    new = jobs.new_results(b.state, found)
+    if len(new) < len(found):
+        b.rule(Rule.JOB_RESULT_ALREADY_SEEN)
+    if not new:
+        return
+    b.rule(Rule.JOB_RESULT_RECORDED)
+    for job, before in new:
+        b.emit(*jobs.job_actions(job, before, b.now, revision))
+        b.emit(Log(LogLevel.INFO if job.ok else LogLevel.WARNING, "job result", (
+            ("host", job.host), ("address", job.address), ("job", job.job), ("result", job.result.value),
+            ("finished_at", utc_text(job.finished_at)), ("detail", job.detail))))
+    b.set(jobs=jobs.remember(b.state, (job for job, _ in new)))
+    b.emit(SaveStatus())
 
 
 def next_wakeup(state: State, policy: Policy, now: float) -> float:

@@ -13,6 +13,7 @@ from reconciler.controller.records import (
     ChangeRecord,
     CommitInfo,
     HealthResult,
+    JobRecord,
     Result,
     RunRecord,
     Stage,
@@ -122,6 +123,7 @@ class HealthProbed:
     checks: tuple[HealthResult, ...] = ()
     host_errors: tuple[tuple[str, str], ...] = ()
     differing: tuple[ChangeRecord, ...] = ()
+    jobs: tuple[JobRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,23 @@ class CountRun:
 
 
 @dataclass(frozen=True)
+class RecordJob:
+    """Append a scheduled host job's new result to the history (cause ``job``), seen
+    at ``time`` with ``revision`` applied."""
+
+    job: JobRecord
+    time: str
+    revision: str
+
+
+@dataclass(frozen=True)
+class CountJob:
+    """One new job result for the metrics (the results counter)."""
+
+    job: JobRecord
+
+
+@dataclass(frozen=True)
 class CountFailure:
     stage: Stage
 
@@ -261,8 +280,8 @@ class Log:
 
 
 Action = (Fetch | CheckSignature | LoadRevision | PlanRevision | ApplyRevision | ProbeHealth | SaveStatus
-          | RecordRun | CountRun | CountFailure | PublishApplied | Notify | SetCommitStatus | WatchRevision
-          | Cleanup | Log)
+          | RecordRun | RecordJob | CountRun | CountJob | CountFailure | PublishApplied | Notify
+          | SetCommitStatus | WatchRevision | Cleanup | Log)
 EFFECTS = (Fetch, CheckSignature, LoadRevision, PlanRevision, ApplyRevision, ProbeHealth)
 """Actions whose result comes back as an event."""
 

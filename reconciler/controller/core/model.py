@@ -16,6 +16,7 @@ from reconciler.controller.records import (
     CommitInfo,
     Contested,
     HealthResult,
+    JobRecord,
     Result,
     RunRecord,
     Stage,
@@ -33,6 +34,8 @@ QUARANTINE_KEEP = 50
 CONTESTED_KEEP = 100
 DETAIL_KEEP = 20
 """Watcher events remembered for the next drift check (evidence of who changed what)."""
+JOBS_KEEP = 1000
+"""Scheduled host jobs whose last result is remembered (the least recently finished go first)."""
 INTERNAL_ERROR_PAUSE = 60.0
 """After a bug in a step, the controller pauses this long (at most) before it goes on."""
 
@@ -180,7 +183,7 @@ class EngineOutcome:
     ``transient``: every failure came from the connection, so retrying may help.
     ``failed``: keys of the changes that were not made (failed or skipped); ``host: *``
     when a whole host failed. ``evidence``: (resource key, what the host could tell
-    about who changed it)."""
+    about who changed it). ``jobs``: the scheduled jobs' results the hosts reported."""
 
     error: str = ""
     transient: bool = False
@@ -192,6 +195,8 @@ class EngineOutcome:
     resources: Mapping[str, Mapping[str, str]] | None = None
     failed: tuple[str, ...] = ()
     evidence: tuple[tuple[str, str], ...] = ()
+    jobs: tuple[JobRecord, ...] = ()
+    """The scheduled host jobs' last results, as the hosts observed in this run recorded them."""
 
     @property
     def ok(self) -> bool:
@@ -274,6 +279,9 @@ class State:
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     health: tuple[HealthResult, ...] = ()
     contested: tuple[Contested, ...] = ()
+    jobs: tuple[JobRecord, ...] = ()
+    """The last result seen of each scheduled host job (one per ``JobRecord.key``), so a
+    result is recorded once, across restarts; at most ``JOBS_KEEP``."""
     drift: DriftState = DriftState()
     waiting: Waiting | None = None
     run: CommitRun | None = None

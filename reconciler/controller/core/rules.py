@@ -87,6 +87,10 @@ class Rule(StrEnum):
     INTERNAL_ERROR_PAUSES = "a bug in a step is recorded; the controller pauses, then goes on"
     STOP_ABANDONS_GRACE = "a stop during a health grace leaves the commit to be verified at the next start"
     STOP = "a stop outside a health grace changes nothing"
+    JOB_RESULT_RECORDED = ("a scheduled host job's result not seen before is recorded in the history, "
+                           "counted, and told when it failed or recovered")
+    JOB_RESULT_ALREADY_SEEN = ("a job result already recorded (same host, resource, job and finish time) "
+                               "is skipped")
     IDLE = "nothing is due"
     RESULT_NOT_AWAITED = "a result nobody waits for is ignored"
     EVENT_WHILE_WAITING = "a tick or stop while an effect runs is ignored"

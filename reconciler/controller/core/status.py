@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from reconciler.controller.core.model import (
+    JOBS_KEEP,
     QUARANTINE_KEEP,
     Attempt,
     Deferred,
@@ -24,6 +25,7 @@ from reconciler.controller.records import (
     ChangeRecord,
     Contested,
     HealthResult,
+    JobRecord,
     Result,
     Stage,
     Summary,
@@ -63,6 +65,7 @@ def state_from_status(status: ControllerStatus) -> State:
         resources={host: dict(states) for host, states in status.resources.items()},
         health=tuple(HealthResult.from_json(h) for h in status.health),
         contested=tuple(Contested.from_json(c) for c in status.contested),
+        jobs=_jobs(status.jobs),
         drift=DriftState(pending=tuple(ChangeRecord.from_json(c) for c in status.pending_drift),
                          last_check=status.last_drift_check),
     )
@@ -97,6 +100,7 @@ def status_from_state(state: State, base: ControllerStatus) -> ControllerStatus:
         resources={host: dict(states) for host, states in state.resources.items()},
         health=[h.to_json() for h in state.health],
         contested=[c.to_json() for c in state.contested],
+        jobs=[j.to_json() for j in state.jobs],
         verifying={"revision": run.revision, "since": utc_text(run.started),
                    "until": utc_text(run.verify_until)}
         if run is not None and run.verifying else None,
@@ -113,6 +117,18 @@ def _fetch_retry(data: dict[str, Any] | None) -> FetchRetry | None:
                           str(data.get("since", "")))
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _jobs(data: list[dict[str, Any]]) -> tuple[JobRecord, ...]:
+    """The last job results ``status.json`` keeps; an unreadable one is dropped (its
+    job's next result is then recorded as new)."""
+    out: list[JobRecord] = []
+    for item in data[-JOBS_KEEP:]:
+        try:
+            out.append(JobRecord.from_json(item))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return tuple(out)
 
 
 def _enum(cls: type[E], value: str, default: E) -> E:

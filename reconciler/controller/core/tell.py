@@ -10,7 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from reconciler.controller.notices import CommitState, CommitStatus, Notice, NoticeKind
-from reconciler.controller.records import Cause, ChangeRecord, Result, RunRecord, Stage, Summary
+from reconciler.controller.records import (
+    Cause,
+    ChangeRecord,
+    JobRecord,
+    Result,
+    RunRecord,
+    Stage,
+    Summary,
+    Trigger,
+    resource_key,
+    utc_text,
+)
 
 MAX_RESOURCES = 50
 """Resources named in one notice (a drift of a whole host is summed up, not listed)."""
@@ -104,6 +115,18 @@ def drift_notice(record: RunRecord) -> Notice:
                                                       "(contested): " + ", ".join(record.contested))
     return Notice(kind, record.time, record.revision, summary, hosts, detail=detail, stage=record.stage,
                   trigger=record.trigger, resources=_keys(changes))
+
+
+def job_notice(job: JobRecord, before: JobRecord | None, revision: str) -> Notice | None:
+    """The notice of a new job result: every failure, and a success right after a
+    failure (the job recovered); None for a success after a success (or the first)."""
+    if job.ok and (before is None or before.ok):
+        return None
+    kind = NoticeKind.JOB_RECOVERED if job.ok else NoticeKind.JOB_FAILED
+    summary = (f"{job.job} {'ok again' if job.ok else 'failed'} on {job.host}: {job.address}"
+               + (f" ({job.artefact})" if job.artefact else ""))
+    return Notice(kind, utc_text(job.finished_at), revision, summary, (job.host,), detail=job.detail,
+                  trigger=Trigger.HOST_JOB, resources=(resource_key(job.host, job.address),), job=job.job)
 
 
 def _first_line(text: str) -> str:

@@ -49,6 +49,8 @@ def notice_text(notice: Notice, *, link: str | None, held: int = 0) -> tuple[str
         lines.append(f"revision: {notice.revision}")
     if notice.hosts:
         lines.append("hosts: " + ", ".join(notice.hosts))
+    if notice.job:
+        lines.append(f"job: {notice.job} (finished {notice.time})")
     if notice.resources:
         shown = list(notice.resources[:10])
         more = len(notice.resources) - len(shown)
