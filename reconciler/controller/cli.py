@@ -93,7 +93,8 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_status)
 
     p = subparsers.add_parser("history", help="the controller's runs: commits applied, refused, "
-                                               "rolled back, drift corrected")
+                                               "rolled back, drift corrected; scheduled host jobs' "
+                                               "results (backups, restore drills)")
     _state_dir_option(p)
     p.add_argument("--limit", type=int, default=20, metavar="N",
                    help="the last N entries (default 20; 0 = all)")

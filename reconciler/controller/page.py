@@ -297,6 +297,8 @@ def _timeline(data: PageData) -> str:
 def _entry(data: PageData, e: Mapping[str, Any]) -> str:
     cause = str(e.get("cause", ""))
     result = str(e.get("result", ""))
+    if cause == "job":
+        return _job_entry(e, result)
     intent = e.get("intent") or ("intended change" if cause == "commit" else "drift correction")
     bad = " bad" if result in ("failed", "refused", "rolled-back") else ""
     count = int(e.get("count", 1) or 1)
@@ -324,6 +326,21 @@ def _entry(data: PageData, e: Mapping[str, Any]) -> str:
     if e.get("contested"):
         lines.append(f"<div>contested: {_e(', '.join(e['contested']))}</div>")
     return f'<li class="{_e(cause)}{bad}" data-result="{_e(result)}">{"".join(lines)}</li>'
+
+
+def _job_entry(e: Mapping[str, Any], result: str) -> str:
+    """A scheduled host job's result: "drill failed: web backups:appdb", when it
+    finished, what it used, and why it failed."""
+    bad = " bad" if result == "failed" else ""
+    head = (f'<span class="kind">{_e(e.get("intent") or "scheduled job")}</span>{_badge(result)} '
+            f'{_e(e.get("job"))} {_e(result)}: {_e(e.get("host"))} {_e(e.get("address"))} '
+            f'<span class="muted">{_e(e.get("time"))} (finished at {_e(e.get("finished_at"))})</span>')
+    lines = [head]
+    if e.get("artefact"):
+        lines.append(f'<div class="muted">{_e(e["artefact"])}</div>')
+    if e.get("detail"):
+        lines.append(f"<pre>{_e(e['detail'])}</pre>")
+    return f'<li class="job{bad}" data-result="{_e(result)}">{"".join(lines)}</li>'
 
 
 class StatusPage:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.controller.records import utc_text
 from reconciler.controller.state import ControllerStatus
 
 MAX_FIELDS_SHOWN = 6
@@ -86,6 +87,14 @@ def render_status(status: ControllerStatus) -> str:
             lines.append(f"    {c.get('host')}: {c.get('address')}  changed back {c.get('count')} time(s), "
                          f"last at {c.get('last_seen')}")
             lines.extend(f"        {line}" for line in c.get("evidence", []))
+    if status.jobs:
+        lines.append("Host jobs:     the last result of each scheduled job")
+        for j in sorted(status.jobs, key=lambda j: (str(j.get("host")), str(j.get("address")),
+                                                    str(j.get("job")))):
+            when = utc_text(float(j.get("finished_at", 0)))
+            why = f": {j['detail']}" if j.get("detail") else ""
+            lines.append(f"    {j.get('host')}  {j.get('address')}  {j.get('job')}  {j.get('result')} "
+                         f"at {when}{why}")
     if status.resources:
         lines.append("Resources:")
         for host, states in sorted(status.resources.items()):
@@ -108,6 +117,9 @@ def render_history(entries: list[dict[str, Any]], compacted: int = 0) -> str:
         lines.append(f"({compacted} older entries were compacted; only those of revisions still in use "
                      "are kept)")
     for e in entries:
+        if e.get("cause") == "job":
+            lines.extend(_job_lines(e))
+            continue
         head = (f"{e.get('time', '?')}  {e.get('cause', '?'):6}  {_short(e.get('revision', ''))}  "
                 f"{e.get('result', '?')}")
         if int(e.get("count", 1)) > 1:
@@ -133,3 +145,17 @@ def render_history(entries: list[dict[str, Any]], compacted: int = 0) -> str:
             state = "ok" if rollback.get("ok") else f"FAILED: {rollback.get('error', '')}"
             lines.append(f"    rolled back to {_short(rollback.get('revision', ''))}: {state}")
     return "\n".join(lines)
+
+
+def _job_lines(e: dict[str, Any]) -> list[str]:
+    """A scheduled host job's result: ``TIME  job     drill failed: web backups:appdb``,
+    then when it finished, what it used and why it failed."""
+    lines = [f"{e.get('time', '?')}  {'job':6}  {e.get('job', '?')} {e.get('result', '?')}: "
+             f"{e.get('host', '?')} {e.get('address', '?')}"]
+    finished = f"    finished at {e.get('finished_at', '?')}"
+    if e.get("artefact"):
+        finished += f" ({e['artefact']})"
+    lines.append(finished)
+    if e.get("detail"):
+        lines.append(f"    error: {e['detail']}")
+    return lines

@@ -48,7 +48,8 @@ from reconciler.controller.core import (
     decide,
     next_wakeup,
 )
-from reconciler.controller.records import Cause, HealthResult, Summary, Trigger
+from reconciler.controller.records import Cause, HealthResult, JobRecord, Summary, Trigger
+from reconciler.provider import JobOutcome
 from tests.controller.core_support import (
     POLICY,
     SIGNED,
@@ -98,6 +99,7 @@ STATES: dict[str, State] = {
                                            run=verifying_run()),
 }
 
+DRILL_FAILED = JobRecord("web", "backups:appdb", "drill", JobOutcome.FAILED, T0 - 60, "checksum mismatch")
 FAILED_APPLY = EngineOutcome(error="web: boom", planned=True, applied=True, changes=(change(),))
 EVENTS: dict[str, Event] = {
     "started": Started(T0),
@@ -136,6 +138,9 @@ EVENTS: dict[str, Event] = {
     "probe saw own change undone": probed(B, differing=(change(reason="drift"),)),
     "probe host down": probed(B, host_errors=(("web", "cannot connect"),)),
     "step failed": StepFailed(T0, "KeyError: 'x'"),
+    "planned in sync, a drill failed": Planned(T0, A, replace(ok_plan(), jobs=(DRILL_FAILED,))),
+    "applied commit, a drill failed": Applied(T0, B, replace(ok_apply(change()), jobs=(DRILL_FAILED,))),
+    "healthy, a drill failed": replace(probed(B), jobs=(DRILL_FAILED,)),
 }
 POLICIES = {"default": POLICY, "windows closed": WINDOWED, "require signed": SIGNED}
 RESULT_FOR = {Fetch: Waiting.FETCH, CheckSignature: Waiting.SIGNATURE, ProbeHealth: Waiting.PROBE}
