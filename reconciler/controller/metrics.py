@@ -71,15 +71,15 @@ class Metrics:
         self.job_results = Counter("reconciler_controller_job_results",
                                    "New results of scheduled host jobs (backups, offsite copies, restore "
                                    "drills) the controller found, by result (ok, failed).",
-                                   ["host", "job", "resource", "result"], registry=self.registry)
+                                   ["host", "job_name", "resource", "result"], registry=self.registry)
         self.job_last_result = Gauge("reconciler_controller_job_last_result",
                                      "1 when the last run of a scheduled host job succeeded, 0 when it "
                                      "failed.",
-                                     ["host", "job", "resource"], registry=self.registry)
+                                     ["host", "job_name", "resource"], registry=self.registry)
         self.job_last_finished = Gauge("reconciler_controller_job_last_finished_timestamp_seconds",
                                        "When the last run of a scheduled host job ended (Unix time, "
                                        "host clock).",
-                                       ["host", "job", "resource"], registry=self.registry)
+                                       ["host", "job_name", "resource"], registry=self.registry)
         self._job_series: set[tuple[str, str, str]] = set()
 
     def applied(self, revision: str, branch: str, at: float | None = None) -> None:
@@ -113,7 +113,9 @@ class Metrics:
 
     def jobs(self, last: Iterable[JobRecord]) -> None:
         """Set the per-job series from the last result seen of each job (kept in the
-        status, so they are back after a restart); jobs no longer seen are removed."""
+        status, so they are back after a restart); jobs no longer seen are removed.
+        The job's label is ``job_name``: Prometheus gives every scraped series a
+        ``job`` label of its own (the scrape job)."""
         series: set[tuple[str, str, str]] = set()
         for job in last:
             labels = (job.host, job.job, job.address)

@@ -121,8 +121,8 @@ def test_backup_and_drill_results_reach_history_metrics_and_notices(fresh_host: 
             assert "checksum" in drill["detail"] and newest in drill["detail"], drill
 
             # The metrics show the failed drill and the good backup.
-            labels = (("host", "web"), ("job", "drill"), ("resource", ADDRESS))
-            backup_labels = (("host", "web"), ("job", "backup"), ("resource", ADDRESS))
+            labels = (("host", "web"), ("job_name", "drill"), ("resource", ADDRESS))
+            backup_labels = (("host", "web"), ("job_name", "backup"), ("resource", ADDRESS))
             values = wait_for("the job series", lambda: (v := job_samples(port)) and v, timeout=30,
                               explain=proc.log)
             assert values[("reconciler_controller_job_last_result", labels)] == 0
