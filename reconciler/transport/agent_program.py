@@ -38,7 +38,8 @@ planted it (owned by root, in a directory only root can write, such as
 Files are written to ``O_CREAT|O_EXCL|O_NOFOLLOW`` temporary files in the parent's
 descriptor, owner and mode set on the descriptor, fsynced, renamed over the target
 with ``dir_fd`` (a crash leaves the old or the new file), then every touched
-directory is fsynced once per request.
+directory is fsynced once per request. The temporary files of writes cut short (the
+agent killed mid-write) are removed the next time a request writes in their directory.
 
 When stdin reaches EOF (the connection dropped, or the controller closed it), or on
 SIGTERM/SIGHUP, the agent kills the process groups it started, removes the temporary
@@ -56,6 +57,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import signal
 import socket
 import stat
@@ -225,6 +227,7 @@ class ParentCache:
         self._fds: dict[str, int] = {}
         self.touched: dict[tuple[int, int], int] = {}  # (dev, ino) -> an O_PATH fd of the directory
         self._lock = threading.Lock()
+        self._swept: dict[tuple[int, int], threading.Lock] = {}  # directories swept of leftovers
 
     def close(self) -> None:
         for fd in list(self._fds.values()) + list(self.touched.values()):
@@ -232,6 +235,33 @@ class ParentCache:
                 os.close(fd)
         self._fds.clear()
         self.touched.clear()
+
+    def sweep_leftovers(self, dir_fd: int) -> None:
+        """Remove the temporary files an interrupted write left in this directory (the
+        agent SIGKILLed mid-write: systemd's KillMode=mixed does that to a controller's
+        agent; a power cut), once per directory per request, before this request
+        creates its own there. Only names of the agent's pattern, regular files with one
+        link, owned by this user, and not a write under way in this agent: writes run
+        under the host lock, so no other agent writes at the same time."""
+        st = os.fstat(dir_fd)
+        key = (st.st_dev, st.st_ino)
+        with self._lock:
+            gate = self._swept.get(key)
+            if gate is None:
+                gate = self._swept[key] = threading.Lock()
+                gate.acquire()  # held until this sweep is done; later callers wait on it
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            with gate:  # wait for the first caller's sweep
+                return
+        try:
+            _sweep(dir_fd)
+        except OSError:
+            pass  # a directory we cannot list: the write itself will say what is wrong
+        finally:
+            gate.release()
 
     def touch(self, dir_fd: int) -> None:
         st = os.fstat(dir_fd)
@@ -453,19 +483,37 @@ def handle_read_files(req: dict[str, Any], agent: Agent) -> dict[str, Any]:
 # ``Agent.shutdown`` removes them, so a controller killed mid-apply (its end of the pipe
 # closes, or systemd sends SIGTERM to the unit's processes) leaves no ``.name.reconciler-*``
 # behind next to the files it manages.
-_IN_FLIGHT: dict[int, tuple[int, str]] = {}
+_IN_FLIGHT: dict[int, tuple[int, str, tuple[int, int]]] = {}
 _IN_FLIGHT_LOCK = threading.Lock()
+# The name of a temporary file: ".NAME.reconciler-" and 12 hex digits.
+_TEMPORARY = re.compile(r"\..+\.reconciler-[0-9a-f]{12}")
 
 
 def remove_in_flight_temporaries() -> None:
     with _IN_FLIGHT_LOCK:
         items = list(_IN_FLIGHT.items())
-    for fd, (parent, tmp) in items:
+    for fd, (parent, tmp, _key) in items:
         with contextlib.suppress(OSError):
             left = os.stat(tmp, dir_fd=parent, follow_symlinks=False)
             mine = os.fstat(fd)
             if (left.st_dev, left.st_ino) == (mine.st_dev, mine.st_ino):  # ours, and only ours
                 os.unlink(tmp, dir_fd=parent)
+
+
+def _sweep(dir_fd: int) -> None:
+    rfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        names = [n for n in os.listdir(rfd) if _TEMPORARY.fullmatch(n)]
+    finally:
+        os.close(rfd)
+    uid = os.geteuid()
+    for name in names:
+        with contextlib.suppress(OSError), _IN_FLIGHT_LOCK:
+            left = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            busy = {key for _p, _t, key in _IN_FLIGHT.values()}
+            if (stat.S_ISREG(left.st_mode) and left.st_nlink == 1 and left.st_uid == uid
+                    and (left.st_dev, left.st_ino) not in busy):
+                os.unlink(name, dir_fd=dir_fd)
 
 
 def _write_one(cache: ParentCache, item: dict[str, Any]) -> None:
@@ -481,11 +529,13 @@ def _write_one(cache: ParentCache, item: dict[str, Any]) -> None:
         current = None
     if current is not None and stat.S_ISDIR(current.st_mode):
         raise Refused(f"{path} exists and is a directory")
+    cache.sweep_leftovers(parent)
     tmp = f".{name[:120]}.reconciler-{os.urandom(6).hex()}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(tmp, flags, 0o600, dir_fd=parent)
-    with _IN_FLIGHT_LOCK:
-        _IN_FLIGHT[fd] = (parent, tmp)
+    with _IN_FLIGHT_LOCK:  # created and registered at once: a sweep never sees it unregistered
+        fd = os.open(tmp, flags, 0o600, dir_fd=parent)
+        created = os.fstat(fd)
+        _IN_FLIGHT[fd] = (parent, tmp, (created.st_dev, created.st_ino))
     renamed = False
     try:
         os.fchown(fd, uid, gid)

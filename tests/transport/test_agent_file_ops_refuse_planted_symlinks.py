@@ -124,3 +124,36 @@ def test_writes_are_atomic_and_leave_no_temporary_files(transport: LocalTranspor
     assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (USER, 0, 0o640)
     assert (tree / "user" / "deep").stat().st_uid == 0  # made by root, for root
     assert sorted(p.name for p in (tree / "user").iterdir()) == ["deep"]
+
+
+def test_leftovers_of_an_interrupted_write_are_swept_and_nothing_else(transport: LocalTransport,
+                                                                       tree: Path) -> None:
+    """An agent killed mid-write (KillMode=mixed SIGKILLs a controller's agent) leaves
+    ``.NAME.reconciler-XXXXXXXXXXXX``; the next write in that directory removes it, and
+    only what matches the pattern, is a regular root-owned file with one link."""
+    conf = tree / "conf"
+    conf.mkdir()
+    leftover = conf / ".app.conf.reconciler-0123456789ab"
+    leftover.write_bytes(b"half a fi")
+    other_leftover = conf / ".old.conf.reconciler-abcdef012345"  # another file's: swept too
+    other_leftover.write_bytes(b"")
+    users_file = conf / ".notes.reconciler-0123456789ab"
+    users_file.write_bytes(b"mine")
+    os.chown(users_file, USER, USER)  # not ours: kept
+    planted = conf / ".link.reconciler-0123456789ab"
+    plant(planted, tree / "secret" / "shadow")  # a symlink: kept, and its target untouched
+    linked = conf / ".hard.reconciler-0123456789ab"
+    os.link(leftover, linked)  # two links: kept (and so is the leftover it links to)
+    alike = conf / ".app.conf.reconciler-0123"  # not the pattern: kept
+    alike.write_bytes(b"")
+    before = fingerprint(tree / "secret" / "shadow")
+
+    assert transport.write_files([FileWrite(str(conf / "app.conf"), b"whole\n")]) == [None]
+    assert (conf / "app.conf").read_bytes() == b"whole\n"
+    assert sorted(p.name for p in conf.iterdir()) == sorted(
+        ["app.conf", leftover.name, users_file.name, planted.name, linked.name, alike.name])
+    os.unlink(linked)  # the leftover now has one link: swept by the next write
+    assert transport.write_files([FileWrite(str(conf / "app.conf"), b"again\n")]) == [None]
+    assert sorted(p.name for p in conf.iterdir()) == sorted(
+        ["app.conf", users_file.name, planted.name, alike.name])
+    assert fingerprint(tree / "secret" / "shadow") == before
