@@ -16,8 +16,10 @@ Wrong token: 401; unknown state: 422 (as Gitea does).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -41,8 +43,35 @@ class Request:
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+    # Handler threads are joined when the server closes, after their connections are
+    # shut down: a kept-alive connection's socket outliving the test was garbage
+    # collected later, in another test, as an "unclosed socket" ResourceWarning.
+    daemon_threads = False
+    block_on_close = True
     allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End every open connection (its handler's next read sees EOF)."""
+        with self._open_lock:
+            open_now = list(self._open)
+        for sock in open_now:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that gave up on a hung request: expected here
@@ -76,6 +105,7 @@ class Receiver:
     def __exit__(self, *exc: object) -> None:
         self.release()
         self.server.shutdown()
+        self.server.close_connections()
         self.server.server_close()
 
     def release(self) -> None:
@@ -98,6 +128,7 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = 60  # an idle kept-alive connection ends; its handler with it
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
