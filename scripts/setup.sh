@@ -102,6 +102,22 @@ phase_end venv
 
 # --- 3. Docker engine ----------------------------------------------------------------
 phase_begin docker
+# Every test host runs systemd, and every systemd (and journald, udev, logind ...) takes
+# inotify instances from the one per-uid budget of the machine's kernel (root in each
+# container is root here). Debian's default of 128 instances runs out at about 20 hosts
+# (the fleet tests and benchmark start that many): systemd then fails "Failed to create
+# inotify object: Too many open files" and never finishes booting. Raise the limits,
+# never lower them.
+raise_sysctl() {
+    local key=$1 want=$2 have
+    have=$(sysctl -n "$key" 2>/dev/null || echo 0)
+    if [ "$have" -lt "$want" ]; then
+        sysctl -qw "$key=$want" >/dev/null 2>&1 && log "$key: $have -> $want" \
+            || log "warning: could not raise $key from $have (many test hosts at once may not boot)"
+    fi
+}
+raise_sysctl fs.inotify.max_user_instances 8192
+raise_sysctl fs.inotify.max_user_watches 1048576
 bash "$REPO/scripts/ensure-docker.sh" || die "the Docker engine is not available (see above)"
 phase_end docker
 
