@@ -105,6 +105,26 @@ def host_factory(testbed_images: Images) -> Iterator[HostFactory]:
         factory.cleanup()
 
 
+@pytest.fixture(autouse=True)
+def _hosts_started_by_a_test_end_with_it(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Hosts a test starts itself with ``host_factory`` (not through a module or session
+    fixture, which are set up before this one) are removed when the test ends: left to
+    the end of the session, the fleet tests' hosts (five ServQR hosts with their Docker
+    engines among them) weighed on every later test."""
+    if "host_factory" not in request.fixturenames:
+        yield
+        return
+    factory: HostFactory = request.getfixturevalue("host_factory")
+    before = {id(h) for h in factory.hosts}
+    try:
+        yield
+    finally:
+        mine = [h for h in factory.hosts if id(h) not in before]
+        factory.hosts = [h for h in factory.hosts if id(h) in before]
+        for host in mine:
+            host.remove()
+
+
 @pytest.fixture
 def fresh_host(host_factory: HostFactory, request: pytest.FixtureRequest) -> Iterator[TestHost]:
     host = host_factory(name=request.node.name[:30])
