@@ -54,10 +54,11 @@ def wait_healthy(host: TestHost, timeout: float = 120) -> list[str]:
         time.sleep(3)
 
 
-def logins_on(host: TestHost) -> set[str]:
-    """The source addresses of the SSH logins the host accepted, from its own journal."""
+def logins_on(host: TestHost) -> list[str]:
+    """The source addresses of the SSH logins the host accepted, in order, from its own
+    journal."""
     out = host.exec("journalctl -u ssh --no-pager -o cat | grep 'Accepted publickey' || true").stdout
-    return {line.split(" from ")[1].split()[0] for line in out.splitlines() if " from " in line}
+    return [line.split(" from ")[1].split()[0] for line in out.splitlines() if " from " in line]
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -87,6 +88,7 @@ def run_servqr_end_to_end(host: TestHost, bastion: TestHost, testbed_images: Ima
     stage_images(host, testbed_images)  # the PostgreSQL image, for the Docker the spec installs
     host.add_sudo_user("deploy")
     host.disable_root_login()
+    earlier = len(logins_on(host))  # the test bed's own readiness check logged in directly
     repo = tmp_path / "repo"
     spec = copy_spec(repo)
     hosts_file = spec / "hosts.yaml"
@@ -166,5 +168,6 @@ def run_servqr_end_to_end(host: TestHost, bastion: TestHost, testbed_images: Ima
             os.killpg(controller.pid, signal.SIGKILL)
             controller.wait()
         log.close()
-    assert logins_on(host) == {bastion.container_ip}, "a login reached the host without the bastion"
+    logins = logins_on(host)[earlier:]
+    assert logins and set(logins) == {bastion.container_ip}, f"logins not through the bastion: {logins}"
     print(summary(health_checks(host)))
