@@ -475,6 +475,27 @@ def _providers_for(documents: list[tuple[str, Any, dict[YPath, SourcePos]]]) -> 
     return load_providers()
 
 
+def _with_prerequisite_kinds(providers: dict[str, Provider[Any]],
+                             entries: list[ResourceEntry]) -> dict[str, Provider[Any]]:
+    """The spec's providers plus those of kinds its resources name as prerequisites
+    (``packages:nginx`` for a site) that the spec itself does not use: the engine needs
+    them to observe the prerequisite, so that a missing package is a plan error naming
+    it, not a failure halfway through apply."""
+    wanted: set[str] = set()
+    for e in entries:
+        try:
+            choices = providers[e.kind].prerequisites(e.resource)
+        except Exception:  # odd input is reported by validation, not here
+            continue
+        for choice in choices:
+            wanted.update(a.partition(":")[0] for a in ((choice,) if isinstance(choice, str) else choice))
+    missing = (wanted & provider_names()) - set(providers)
+    if not missing:
+        return providers
+    merged = {**providers, **load_providers(missing)}
+    return dict(sorted(merged.items(), key=lambda kv: (kv[1].order, kv[0])))
+
+
 def json_schema(providers: Mapping[str, Provider[Any]] | None = None) -> dict[str, Any]:
     schema = spec_model(providers or load_providers()).model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -909,6 +930,8 @@ def load_spec(path: str | None = None, providers: Mapping[str, Provider[Any]] | 
                     pos=_lookup_pos(positions, path_, fallback))
 
     entries += _implied_entries(providers, entries)
+    if not given:
+        providers = _with_prerequisite_kinds(providers, entries)
     spec = LoadedSpec(str(root), digest.hexdigest(), hosts, global_vars, entries, providers, positions,
                       root=str(spec_root), groups=groups, rollout=rollout, fleet=fleet, _host_vars=host_vars,
                       partial_providers=not given)

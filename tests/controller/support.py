@@ -315,7 +315,13 @@ class HangingServer:
             self._conns.append(conn)  # held open and never written to
 
     def close(self) -> None:
+        # shutdown() wakes the accept() under way (close() alone does not, on Linux);
+        # joining the thread means no connection is accepted after the ones closed here,
+        # which would otherwise be garbage collected in a later test (ResourceWarning).
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)
         self._server.close()
+        self._thread.join(timeout=10)
         for conn in self._conns:
             with contextlib.suppress(OSError):
                 conn.close()
