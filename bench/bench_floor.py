@@ -165,7 +165,7 @@ def main() -> int:
         write_hosts(spec_dir, host)
         cli("validate", spec_dir)  # warm-up: bytecode cache, as an install would have it
 
-        first = check(cli("apply", spec_dir), "first converge")
+        first = check(cli("apply", spec_dir, "--log-format", "json", "-v"), "first converge")
         noops = [check(cli("plan", spec_dir, "--detailed-exitcode"), "no-op plan")
                  for _ in range(args.repeat)]
         assert all(r.code == 0 for r in noops), noops[0].stdout
@@ -176,14 +176,14 @@ def main() -> int:
         workload = spec_dir / "workload.yaml"
         text = workload.read_text()
         workload.write_text(text.replace("key_7 = value 7", "key_7 = value 7 changed"))
-        one = check(cli("apply", spec_dir), "one file changed")
+        one = check(cli("apply", spec_dir, "--log-format", "json", "-v"), "one file changed")
 
         data = yaml.safe_load(workload.read_text())
         data["directories"].append({"path": "/srv/many", "mode": "0755"})
         data["files"] += [{"path": f"/srv/many/m{i:04d}.conf", "content": f"many {i}\n"}
                           for i in range(args.many)]
         workload.write_text(yaml.safe_dump(data, sort_keys=False))
-        many = check(cli("apply", spec_dir), "many files created")
+        many = check(cli("apply", spec_dir, "--log-format", "json", "-v"), "many files created")
         many_noops = [check(cli("plan", spec_dir, "--detailed-exitcode"), "many no-op")
                       for _ in range(args.repeat)]
         many_commands, many_changes, many_in_process = engine_commands(spec_dir, args.repeat)
